@@ -1,0 +1,88 @@
+"""upsproxy replay: answer UPS OAuth traffic offline from a cassette.
+
+    mitmdump -s addons/replay.py --set upsproxy_cassette=cassettes/ups-cie.yaml \
+        --set connection_strategy=lazy --set allow_hosts='^(wwwcie|onlinetools|www)\\.ups\\.com'
+
+Requests for UPS hosts (through the proxy, or anything on a reverse listener)
+are answered by the sandbox and never leave the machine; other hosts pass
+through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.connection import Server
+from mitmproxy.proxy import server_hooks
+
+try:
+    from upsproxy.errors import UpsproxyError
+except ImportError:  # loaded with `mitmdump -s` from a checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from upsproxy.errors import UpsproxyError
+
+from upsproxy import mitm
+from upsproxy.sandbox import UPS_HOSTS, Sandbox, SandboxOptions
+
+exchange_log = logging.getLogger("upsproxy.exchange")
+
+OPTIONS = ("upsproxy_cassette", "upsproxy_config", "upsproxy_auto_approve")
+
+
+class Replay:
+    """Answers UPS hosts from a stateful sandbox; counts refused upstream dials."""
+
+    def __init__(self, sandbox: Sandbox | None = None) -> None:
+        self.sandbox = sandbox
+        self.upstream_attempts = 0
+        self._preset = sandbox is not None
+
+    def load(self, loader):  # type: ignore[no-untyped-def]
+        loader.add_option("upsproxy_cassette", str, "",
+                          "Cassette to replay (default: the bundled ups-cie.yaml).")
+        loader.add_option("upsproxy_config", str, "",
+                          "Config file: registered apps and error overrides.")
+        loader.add_option("upsproxy_auto_approve", bool, False,
+                          "Skip the login page: authorize redirects straight to the callback.")
+
+    def configure(self, updated: set[str]) -> None:
+        if self._preset or not (updated & set(OPTIONS)) and self.sandbox is not None:
+            return
+        options = SandboxOptions(
+            cassette=ctx.options.upsproxy_cassette or None,
+            config=ctx.options.upsproxy_config or None,
+            auto_approve=ctx.options.upsproxy_auto_approve,
+        )
+        try:
+            self.sandbox = Sandbox.from_options(options)
+        except UpsproxyError as exc:
+            raise exceptions.OptionsError(str(exc)) from None
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or not flow.live or self.sandbox is None:
+            return
+        origin = mitm.reverse_origin(flow)
+        if origin is None and flow.request.pretty_host.lower() not in UPS_HOSTS:
+            return  # not UPS: pass through untouched
+        req = mitm.to_request(flow)
+        response = self.sandbox.handle(req)
+        mitm.apply_response(flow, response)
+        client = response.extra.get("client_id")
+        exchange_log.info("%s %s%s -> %d %s%s", req.method, req.host if origin is None else
+                          origin, req.path, response.status, response.rule,
+                          f" client={client}" if client else "")
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """Offline means offline: never dial UPS, whatever else happens."""
+        server: Server = data.server
+        address = server.address
+        host = (server.sni or (address[0] if address else "") or "").lower()
+        if host in UPS_HOSTS:
+            self.upstream_attempts += 1
+            server.error = "upsproxy replay never connects to UPS"
+
+
+addons = [Replay()]

@@ -1,0 +1,228 @@
+"""The ``upsproxy`` command line.
+
+    upsproxy replay [CASSETTE]   the offline UPS sandbox (proxy + reverse listener)
+    upsproxy demo                run the whole OAuth flow against a running sandbox
+    upsproxy ca                  print (and create) the CA certificate path
+    upsproxy env                 print export lines for HTTPS_PROXY and CA trust
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from upsproxy import __version__
+from upsproxy.errors import UpsproxyError
+
+DEFAULT_CONFDIR = "~/.upsproxy"
+
+
+def _address(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = default_host, value
+    host = host.strip("[]") or default_host
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (port 0-65535; 0 picks a free one)")
+    return host, int(port)
+
+
+class _Address(click.ParamType):
+    name = "HOST:PORT"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> tuple[str, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return _address(str(value))
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+ADDRESS = _Address()
+confdir_option = click.option(
+    "--confdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_CONFDIR,
+    envvar="UPSPROXY_CONFDIR", show_default=True,
+    help="Where upsproxy keeps its CA (never mitmproxy's own ~/.mitmproxy).")
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("upsproxy")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+    logging.getLogger("mitmproxy").setLevel(logging.INFO if verbose else logging.ERROR)
+    if verbose:
+        logging.getLogger("mitmproxy").addHandler(handler)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="upsproxy")
+def main() -> None:
+    """upsproxy: an offline, stateful sandbox for UPS's OAuth Authorization Code API.
+
+    Start the sandbox with `upsproxy replay`, then point your app at it with
+    HTTPS_PROXY (see `upsproxy env`) or at its plain-HTTP base URL.
+    """
+
+
+@main.command()
+@click.argument("cassette", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--listen", type=ADDRESS, default="127.0.0.1:8080", show_default=True,
+              help="Regular proxy for HTTPS_PROXY (port 0: pick a free port).")
+@click.option("--reverse-listen", type=ADDRESS, default="127.0.0.1:8081", show_default=True,
+              help="Plain-HTTP listener that acts as UPS, for apps whose UPS base URL can be set.")
+@confdir_option
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML config: registered apps (client_id, client_secret, redirect_uris) "
+                   "and overrides of sandbox-chosen error answers.")
+@click.option("--auto-approve", is_flag=True,
+              help="Skip the login page: authorize redirects straight to the callback "
+                   "with a code (for headless clients).")
+@click.option("-v", "--verbose", is_flag=True, help="Also show mitmproxy's own log.")
+def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple[str, int],
+           confdir: Path, config: Path | None, auto_approve: bool, verbose: bool) -> None:
+    """Answer UPS OAuth (and recorded API) traffic offline, from CASSETTE.
+
+    CASSETTE defaults to the bundled cassettes/ups-cie.yaml. The sandbox mints
+    fresh codes and tokens of the recorded shapes and enforces UPS's rules:
+    client binding, exact redirect_uri, single-use expiring codes, PKCE (S256),
+    Basic auth, refresh-token rotation. Nothing is sent to UPS; other hosts pass
+    through untouched. Stop with Ctrl-C.
+    """
+    from upsproxy.sandbox import Sandbox, SandboxOptions
+
+    _setup_logging(verbose)
+    try:
+        sandbox = Sandbox.from_options(SandboxOptions(
+            cassette=str(cassette) if cassette else None,
+            config=str(config) if config else None, auto_approve=auto_approve))
+    except UpsproxyError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        asyncio.run(_serve_replay(sandbox, listen, reverse_listen, confdir))
+    except UpsproxyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def replay_settings(confdir: Path, listen: tuple[str, int] | None,
+                    reverse_listen: tuple[str, int] | None) -> Any:
+    """mitmproxy settings for replay: lazy connections, intercept UPS hosts only."""
+    from upsproxy import mitm
+
+    return mitm.ProxySettings(
+        confdir=confdir, listen=listen, reverse_listen=reverse_listen,
+        options={"connection_strategy": "lazy", "allow_hosts": mitm.UPS_ALLOW_HOSTS,
+                 "upstream_cert": False},
+    )
+
+
+async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: tuple[str, int],
+                        confdir: Path) -> None:
+    from upsproxy import mitm
+    from upsproxy.addons.replay import Replay
+    from upsproxy.trust import combined_bundle, env_lines
+
+    running = await mitm.start_proxy(replay_settings(confdir, listen, reverse_listen),
+                                     [Replay(sandbox)])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    bundle = combined_bundle(running.ca_cert)
+    cassette = sandbox.cassette
+    click.echo(f"upsproxy {__version__} replay: offline UPS sandbox "
+               f"({len(cassette.interactions)} interactions from {cassette.path})", err=True)
+    click.echo(f"  proxy     {running.proxy_url}   (HTTPS_PROXY; trust {running.ca_cert})",
+               err=True)
+    click.echo(f"  base URL  {running.reverse_url}   (use instead of https://wwwcie.ups.com)",
+               err=True)
+    click.echo("  env       " + "\n            ".join(
+        env_lines(running.proxy_url or "", running.ca_cert, bundle)), err=True)
+    click.echo(f"  try it    upsproxy demo --base-url {running.reverse_url}", err=True)
+    click.echo("  Ctrl-C to stop.", err=True)
+    try:
+        await stop.wait()
+    finally:
+        await mitm.stop_proxy(running)
+        click.echo("upsproxy stopped.", err=True)
+
+
+@main.command()
+@confdir_option
+def ca(confdir: Path) -> None:
+    """Print the path of upsproxy's CA certificate, creating the CA if needed.
+
+    Trust this certificate in clients that go through HTTPS_PROXY.
+    """
+    from upsproxy import mitm
+
+    click.echo(str(mitm.ensure_ca(confdir)))
+
+
+@main.command()
+@confdir_option
+@click.option("--listen", type=ADDRESS, default="127.0.0.1:8080", show_default=True,
+              help="The proxy address `upsproxy replay` listens on.")
+def env(confdir: Path, listen: tuple[str, int]) -> None:
+    """Print export lines that send HTTP clients through the sandbox.
+
+    SSL_CERT_FILE, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE name a bundle of the
+    system roots plus upsproxy's CA (they replace a client's trust store), and
+    NODE_EXTRA_CA_CERTS the CA alone. Use as: eval "$(upsproxy env)".
+    """
+    from upsproxy import mitm
+    from upsproxy.trust import combined_bundle, env_lines
+
+    ca_cert = mitm.ensure_ca(confdir)
+    host, port = listen
+    for line in env_lines(f"http://{host}:{port}", ca_cert, combined_bundle(ca_cert)):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--proxy", metavar="URL",
+              help="Go through the sandbox's proxy (e.g. http://127.0.0.1:8080) to UPS's URL.")
+@confdir_option
+@click.option("--base-url", metavar="URL",
+              help="Talk to the sandbox's reverse listener (e.g. http://127.0.0.1:8081).")
+@click.option("--ups-url", default="https://wwwcie.ups.com", show_default=True,
+              help="The UPS URL to use through --proxy.")
+def demo(proxy: str | None, confdir: Path, base_url: str | None, ups_url: str) -> None:
+    """Run the whole OAuth flow against a running sandbox and show each step.
+
+    authorize, login page, approve, PKCE token exchange, code reuse refused,
+    refresh, old refresh token refused. Exits non-zero on any deviation.
+    """
+    from upsproxy.demo import DemoFailure, run_demo
+
+    if bool(proxy) == bool(base_url):
+        raise click.UsageError("give exactly one of --proxy URL or --base-url URL")
+    cafile = None
+    if proxy:
+        cafile = str(Path(confdir).expanduser() / "mitmproxy-ca-cert.pem")
+        if not Path(cafile).exists():
+            raise click.ClickException(f"no CA at {cafile}: is `upsproxy replay --confdir "
+                                       f"{confdir}` running?")
+    target = (base_url or ups_url).rstrip("/")
+    click.echo(f"upsproxy demo against {target}" + (f" through {proxy}" if proxy else ""))
+    try:
+        run_demo(base_url=target, proxy=proxy, cafile=cafile, say=click.echo)
+    except DemoFailure as exc:
+        raise click.ClickException(f"deviation: {exc}") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach the sandbox: {exc}") from None
+    click.echo("OK: the sandbox behaved as UPS does.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

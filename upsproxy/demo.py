@@ -1,0 +1,151 @@
+"""A first-run demo: the whole UPS OAuth flow against a running sandbox.
+
+It is a real HTTP client (the standard library's), driven the way an app and
+a user would drive UPS: authorize, follow to the login page, approve, take the
+code from the callback, exchange it with PKCE, refresh with Basic auth, and
+check that the old refresh token is dead. Any deviation from UPS's behaviour
+is reported and makes the demo fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import unescape
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+from upsproxy.pkce import s256_challenge
+
+__all__ = ["DemoFailure", "run_demo"]
+
+CLIENT_ID = "UPSPROXYDEMO"
+CLIENT_SECRET = "demo-secret"  # noqa: S105 - a sandbox-only value
+REDIRECT_URI = "https://app.example.test/callback"
+STATE = "demo state/+=="
+
+
+class DemoFailure(Exception):
+    """The sandbox did not behave as UPS does."""
+
+
+@dataclass
+class _Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> object:
+        return json.loads(self.body)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+class _Client:
+    def __init__(self, *, proxy: str | None, cafile: str | None) -> None:
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+        handlers.append(urllib.request.ProxyHandler({"https": proxy, "http": proxy}
+                                                    if proxy else {}))
+        context = ssl.create_default_context(cafile=cafile)
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def send(self, method: str, url: str, *, form: dict[str, str] | None = None,
+             headers: dict[str, str] | None = None) -> _Reply:
+        data = urlencode(form).encode() if form is not None else None
+        request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        if data is not None:
+            request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            with self._opener.open(request, timeout=15) as resp:
+                return _Reply(resp.status, {k.lower(): v for k, v in resp.headers.items()},
+                              resp.read())
+        except urllib.error.HTTPError as err:
+            return _Reply(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+
+
+def run_demo(*, base_url: str, proxy: str | None = None, cafile: str | None = None,
+             say: Callable[[str], None] = print) -> None:
+    """Run the flow against ``base_url`` (UPS's URL when going through ``proxy``)."""
+    client = _Client(proxy=proxy, cafile=cafile)
+    basic = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    verifier = secrets.token_urlsafe(48)
+
+    def expect(reply: _Reply, status: int, step: str) -> None:
+        if reply.status != status:
+            raise DemoFailure(f"{step}: expected HTTP {status}, got {reply.status}: "
+                              f"{reply.body[:200]!r}")
+
+    query = urlencode({"client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI,
+                       "response_type": "code", "scope": "read", "state": STATE,
+                       "code_challenge": s256_challenge(verifier)})
+    reply = client.send("GET", f"{base_url}/security/v1/oauth/authorize?{query}")
+    expect(reply, 302, "authorize")
+    login_url = reply.headers.get("location", "")
+    say(f"1. authorize            -> 302 to the login page ({urlsplit(login_url).netloc})")
+
+    reply = client.send("GET", login_url)
+    expect(reply, 200, "login page")
+    html = reply.body.decode()
+    txn = re.search(r'name=upsproxy_txn value="([^"]+)"', html)
+    action = re.search(r'<form method=post action="([^"]+)"', html)
+    if txn is None or action is None:
+        raise DemoFailure("login page: no sign-in form found")
+    say("2. login page           -> 200, an HTML sign-in form")
+
+    reply = client.send("POST", urljoin(login_url, unescape(action.group(1))),
+                        form={"upsproxy_txn": unescape(txn.group(1)), "decision": "approve"})
+    expect(reply, 302, "approve")
+    callback = urlsplit(reply.headers.get("location", ""))
+    params = parse_qs(callback.query)
+    if params.get("state") != [STATE]:
+        raise DemoFailure(f"callback: state came back as {params.get('state')!r}")
+    code = params.get("code", [""])[0]
+    if not code:
+        raise DemoFailure("callback: no code")
+    say(f"3. approve              -> 302 to the app with a {len(code)}-character code, "
+        "state intact")
+
+    reply = client.send("POST", f"{base_url}/security/v1/oauth/token", form={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+        "client_id": CLIENT_ID, "code_verifier": verifier})
+    expect(reply, 200, "token (PKCE)")
+    tokens = reply.json()
+    if not isinstance(tokens, dict) or not all(isinstance(v, str) for v in tokens.values()):
+        raise DemoFailure("token: every value of UPS's answer is a string")
+    first_refresh = tokens["refresh_token"]
+    say(f"4. token (PKCE)         -> 200, {len(tokens)} string fields, access token "
+        f"{len(tokens['access_token'])} chars, expires_in {tokens.get('expires_in')}")
+
+    reply = client.send("POST", f"{base_url}/security/v1/oauth/token", form={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+        "client_id": CLIENT_ID, "code_verifier": verifier})
+    expect(reply, 400, "code reuse")
+    say("5. same code again      -> 400, codes are single use")
+
+    reply = client.send("POST", f"{base_url}/security/v1/oauth/refresh",
+                        form={"grant_type": "refresh_token", "refresh_token": first_refresh},
+                        headers={"Authorization": basic})
+    expect(reply, 200, "refresh")
+    refreshed = reply.json()
+    assert isinstance(refreshed, dict)
+    if refreshed.get("refresh_token") == first_refresh:
+        raise DemoFailure("refresh: the refresh token did not rotate")
+    say("6. refresh              -> 200, a new refresh token (rotated)")
+
+    reply = client.send("POST", f"{base_url}/security/v1/oauth/refresh",
+                        form={"grant_type": "refresh_token", "refresh_token": first_refresh},
+                        headers={"Authorization": basic})
+    expect(reply, 400, "old refresh token")
+    errors = reply.json()
+    message = errors["response"]["errors"][0]["message"]  # type: ignore[index]
+    say(f"7. old refresh token    -> 400 \"{message}\"")

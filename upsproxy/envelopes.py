@@ -1,0 +1,67 @@
+"""UPS error envelopes: the catalogue of named errors the sandbox answers with.
+
+UPS answers every failure as ``{"response":{"errors":[{"code":"…","message":"…"}]}}``
+(compact JSON, ``Content-Type: application/json``, every value a string).
+Entries marked ``observed`` are what real UPS returns (DESIGN §3). The others
+cover conditions where UPS's real answer is not publicly known; they are the
+sandbox's strict choice, in the same shape, and a config file may override
+any entry (``errors:`` section) when a team learns what UPS really says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from upsproxy.messages import Response
+
+__all__ = ["CATALOGUE", "ErrorSpec", "envelope", "error_response"]
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    status: int
+    code: str
+    message: str
+    observed: bool = False
+    """True when this is UPS's real answer; False for a sandbox choice."""
+
+
+CATALOGUE: dict[str, ErrorSpec] = {
+    # Observed at UPS.
+    "invalid_redirect": ErrorSpec(400, "10400", "Invalid Redirect URL", True),
+    "invalid_client": ErrorSpec(401, "10401", "ClientId is Invalid", True),
+    "missing_auth_header": ErrorSpec(401, "10400", "Invalid/Missing Authorization Header", True),
+    "invalid_refresh_token": ErrorSpec(400, "10400", "Invalid Refresh Token", True),
+    "rate_limited": ErrorSpec(429, "10429", "Too Many Requests", True),
+    "invalid_token": ErrorSpec(401, "250002", "Invalid Authentication Information.", True),
+    # Sandbox choices (UPS's answer unknown): strict, UPS-shaped, overridable.
+    "blocked_merchant": ErrorSpec(403, "10403", "Blocked Merchant"),  # status from the spec
+    "invalid_request": ErrorSpec(400, "10400", "Invalid Request"),
+    "invalid_code": ErrorSpec(400, "10400", "Invalid Authorization Code"),
+    "redirect_mismatch": ErrorSpec(400, "10400", "Invalid Redirect URL"),
+    "unsupported_grant_type": ErrorSpec(400, "10400", "Invalid grant_type"),
+    "unsupported_response_type": ErrorSpec(400, "10400", "Invalid response_type"),
+    "invalid_code_verifier": ErrorSpec(400, "10400", "Invalid code_verifier"),
+    "malformed_code_verifier": ErrorSpec(400, "10400", "Malformed code_verifier"),
+    "missing_code_verifier": ErrorSpec(400, "10400", "Missing code_verifier"),
+    "unexpected_code_verifier": ErrorSpec(
+        400, "10400", "code_verifier sent for a code issued without code_challenge"
+    ),
+    "invalid_body": ErrorSpec(400, "10400", "Invalid Request Body"),
+    "unsupported_media_type": ErrorSpec(400, "10400", "Invalid Content-Type"),
+    "body_too_large": ErrorSpec(400, "10400", "Request Body Too Large"),
+    "method_not_allowed": ErrorSpec(405, "10405", "Method Not Allowed"),
+    "not_found": ErrorSpec(404, "10404", "Resource Not Found"),
+    "login_expired": ErrorSpec(400, "10400", "Login session expired or unknown"),
+    "server_error": ErrorSpec(500, "10500", "Internal Server Error"),
+}
+
+
+def envelope(code: str, message: str) -> dict[str, object]:
+    return {"response": {"errors": [{"code": code, "message": message}]}}
+
+
+def error_response(spec: ErrorSpec, *, rule: str, extra: dict[str, str] | None = None) -> Response:
+    """The UPS answer for ``spec``; ``rule`` says in the log why it was chosen."""
+    return Response.json(spec.status, envelope(spec.code, spec.message), rule=rule, extra=extra)
+

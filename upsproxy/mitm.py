@@ -1,0 +1,292 @@
+"""The adapter between mitmproxy and the pure core: flows in, core types out,
+and an embedded master for the CLI and the pytest plugin.
+
+This module and ``addons/`` are the only places that import mitmproxy (a ruff
+banned-api rule keeps it so). The master is deliberately minimal: mitmproxy's
+default ``DumpMaster`` dispatches every event through ~35 addons, which costs
+more than half of the request time (DESIGN §7); the sandbox needs only core,
+proxyserver, next_layer and tlsconfig plus its own addons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import certs, http
+from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
+from mitmproxy.master import Master
+from mitmproxy.options import Options
+from mitmproxy.proxy.mode_specs import ReverseMode
+
+from upsproxy.errors import StartupError
+from upsproxy.messages import Request, Response
+
+__all__ = [
+    "CA_CERT_NAME",
+    "UPS_ALLOW_HOSTS",
+    "BackgroundProxy",
+    "ProxySettings",
+    "RunningProxy",
+    "apply_response",
+    "ensure_ca",
+    "start_proxy",
+    "stop_proxy",
+    "to_request",
+]
+
+log = logging.getLogger(__name__)
+
+CA_BASENAME = "mitmproxy"
+CA_CERT_NAME = f"{CA_BASENAME}-ca-cert.pem"
+UPS_ALLOW_HOSTS = [r"^(?:wwwcie|onlinetools|www)\.ups\.com(?::[0-9]+)?$"]
+
+
+# -- flows <-> core ------------------------------------------------------------------
+
+
+def reverse_origin(flow: http.HTTPFlow) -> str | None:
+    """``http://host:port`` of the reverse listener the client used, else None."""
+    if not isinstance(flow.client_conn.proxy_mode, ReverseMode):
+        return None
+    sockname = flow.client_conn.sockname
+    host = sockname[0]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{sockname[1]}"
+
+
+def to_request(flow: http.HTTPFlow) -> Request:
+    req = flow.request
+    try:
+        body = req.content or b""
+    except ValueError:  # undecodable Content-Encoding: let the core see raw bytes
+        body = req.raw_content or b""
+    path, _, query = req.path.partition("?")
+    return Request(
+        method=req.method.upper(),
+        host=req.pretty_host.lower(),
+        path=path,
+        query=query,
+        headers=tuple((k.lower(), v) for k, v in req.headers.items(multi=True)),
+        body=body,
+        scheme=req.scheme,
+        origin=reverse_origin(flow),
+    )
+
+
+def apply_response(flow: http.HTTPFlow, response: Response) -> None:
+    flow.response = http.Response.make(
+        response.status,
+        response.body,
+        [(k.encode(), v.encode()) for k, v in response.headers],
+    )
+    flow.is_replay = "response"
+
+
+# -- the CA ------------------------------------------------------------------------------
+
+
+def ensure_ca(confdir: Path) -> Path:
+    """Create upsproxy's CA in ``confdir`` if needed; return the certificate's path."""
+    confdir = confdir.expanduser()
+    confdir.mkdir(parents=True, exist_ok=True)
+    certs.CertStore.from_store(str(confdir), CA_BASENAME, 2048)
+    return confdir / CA_CERT_NAME
+
+
+# -- an embedded master ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    confdir: Path
+    listen: tuple[str, int] | None = ("127.0.0.1", 8080)
+    reverse_listen: tuple[str, int] | None = ("127.0.0.1", 8081)
+    reverse_target: str = "https://wwwcie.ups.com"
+    options: dict[str, Any] = field(default_factory=dict)
+    """Further mitmproxy options (connection_strategy, allow_hosts, addon options)."""
+
+
+@dataclass
+class RunningProxy:
+    master: Master
+    proxy_address: tuple[str, int] | None
+    reverse_address: tuple[str, int] | None
+    ca_cert: Path
+
+    @property
+    def proxy_url(self) -> str | None:
+        return _url(self.proxy_address)
+
+    @property
+    def reverse_url(self) -> str | None:
+        return _url(self.reverse_address)
+
+
+def _url(address: tuple[str, int] | None) -> str | None:
+    if address is None:
+        return None
+    host = f"[{address[0]}]" if ":" in address[0] else address[0]
+    return f"http://{host}:{address[1]}"
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class _StartupErrors(logging.Handler):
+    """Collects mitmproxy's ERROR records while the listeners come up, so the
+    CLI can report "port in use" instead of mitmproxy's errorcheck sys.exit."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+async def start_proxy(settings: ProxySettings, addons: Iterable[Any]) -> RunningProxy:
+    """Start a minimal master with ``addons`` inside the running loop."""
+    modes: list[str] = []
+    listen, reverse = settings.listen, settings.reverse_listen
+    if listen and reverse and listen[1] == 0 and reverse[1] == 0 and listen[0] == reverse[0]:
+        # mitmproxy refuses two modes on the same "host:0"; give one a real free port.
+        reverse = (reverse[0], _free_port(reverse[0]))
+    if listen:
+        modes.append(f"regular@{listen[0]}:{listen[1]}")
+    if reverse:
+        modes.append(f"reverse:{settings.reverse_target}@{reverse[0]}:{reverse[1]}")
+    master = Master(Options(), with_termlog=False)
+    master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
+                      tlsconfig.TlsConfig(), *addons)
+    errors = _StartupErrors()
+    mitm_logger = logging.getLogger("mitmproxy")
+    mitm_logger.addHandler(errors)
+    try:
+        # confdir last and through update(): with it in Options(...) mitmproxy 12 can
+        # accept a connection before the CA store exists (DESIGN §8).
+        master.options.update(mode=modes, **settings.options)
+        master.options.update(confdir=str(settings.confdir.expanduser()))
+        ps = master.addons.get("proxyserver")
+        ok = await ps.setup_servers()
+        await asyncio.sleep(0)
+        if not ok or errors.messages:
+            await _stop_servers(master)
+            reason = "; ".join(errors.messages) or "the listeners could not be started"
+            raise StartupError(reason)
+        await master.running()
+    finally:
+        mitm_logger.removeHandler(errors)
+    proxy_address = reverse_address = None
+    for server in ps.servers:
+        addrs = server.listen_addrs
+        if not addrs:
+            continue
+        address = (str(addrs[0][0]), int(addrs[0][1]))
+        if isinstance(server.mode, ReverseMode):
+            reverse_address = address
+        else:
+            proxy_address = address
+    return RunningProxy(master, proxy_address, reverse_address,
+                        settings.confdir.expanduser() / CA_CERT_NAME)
+
+
+async def _stop_servers(master: Master) -> None:
+    ps = master.addons.get("proxyserver")
+    with contextlib.suppress(Exception):
+        await ps.servers.update([])
+
+
+async def stop_proxy(running: RunningProxy) -> None:
+    """Stop listening, close open client connections, then run ``done``."""
+    master = running.master
+    await _stop_servers(master)
+    ps = master.addons.get("proxyserver")
+    for handler in list(ps.connections.values()):
+        for io in list(handler.transports.values()):
+            if io.writer is not None:
+                with contextlib.suppress(Exception):
+                    io.writer.close()
+    for _ in range(50):
+        if not ps.connections:
+            break
+        await asyncio.sleep(0.01)
+    await master.done()
+
+
+class BackgroundProxy:
+    """A proxy on its own event loop in a daemon thread (pytest plugin, demo).
+
+    mitmproxy keeps its master in module globals, so one process runs one
+    master at a time: use one BackgroundProxy per process (a session fixture).
+    """
+
+    def __init__(self, settings: ProxySettings, addons: Sequence[Any]) -> None:
+        self.settings = settings
+        self.addons = list(addons)
+        self.running: RunningProxy | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+
+    def start(self, timeout: float = 30.0) -> RunningProxy:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            async def serve() -> None:
+                self._stopped = asyncio.Event()
+                try:
+                    self.running = await start_proxy(self.settings, self.addons)
+                except BaseException as exc:  # noqa: BLE001 - reported to the caller
+                    failure.append(exc)
+                    ready.set()
+                    return
+                ready.set()
+                await self._stopped.wait()
+                await stop_proxy(self.running)
+
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(serve())
+            finally:
+                self._loop.close()
+
+        self._thread = threading.Thread(target=main, name="upsproxy-master", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise StartupError(f"the proxy did not start within {timeout:.0f} s")
+        if failure:
+            raise failure[0]
+        assert self.running is not None
+        return self.running
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the proxy's loop and return its result."""
+        assert self._loop is not None
+        future: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_call(fn, *args),
+                                                                        self._loop)
+        return future.result(timeout=30)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop is None or self._stopped is None or self._thread is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout)
+
+
+async def _call(fn: Any, *args: Any) -> Any:
+    return fn(*args)

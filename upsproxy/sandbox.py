@@ -1,0 +1,102 @@
+"""The replay sandbox: routes a request for a UPS host to the right handler.
+
+This is the single entry point the mitmproxy addon calls. It decides by host
+and exact path (``/api/security/v1/oauth/token`` is not the token endpoint),
+and turns any unexpected exception into a UPS-shaped 500 so one bad request
+never takes the proxy down.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from upsproxy.cassette import Cassette, load_cassette
+from upsproxy.clock import Clock, SandboxClock
+from upsproxy.config import SandboxConfig, load_config
+from upsproxy.envelopes import error_response
+from upsproxy.messages import Request, Response
+from upsproxy.oauth import LOGIN_PATH, AuthServer
+from upsproxy.profile import profile_from_cassette
+from upsproxy.protected import ProtectedApi
+from upsproxy.shapes import Minter
+from upsproxy.store import MemoryStore, StateStore
+
+__all__ = ["API_HOSTS", "DEFAULT_CASSETTE", "LOGIN_HOSTS", "UPS_HOSTS", "Sandbox", "SandboxOptions"]
+
+log = logging.getLogger(__name__)
+
+API_HOSTS = frozenset({"wwwcie.ups.com", "onlinetools.ups.com"})
+LOGIN_HOSTS = frozenset({"www.ups.com"})
+UPS_HOSTS = API_HOSTS | LOGIN_HOSTS
+DEFAULT_CASSETTE = Path(__file__).resolve().parent / "cassettes" / "ups-cie.yaml"
+
+
+def default_cassette_path() -> Path:
+    """The bundled cassette, installed (``upsproxy/cassettes``) or in a checkout."""
+    if DEFAULT_CASSETTE.exists():
+        return DEFAULT_CASSETTE
+    return Path(__file__).resolve().parent.parent / "cassettes" / "ups-cie.yaml"
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    cassette: str | None = None
+    config: str | None = None
+    auto_approve: bool = False
+
+
+class Sandbox:
+    """Answers requests for UPS hosts from a cassette and live OAuth state."""
+
+    def __init__(self, cassette: Cassette, *, config: SandboxConfig | None = None,
+                 store: StateStore | None = None, clock: Clock | None = None,
+                 rng: random.Random | None = None, auto_approve: bool = False) -> None:
+        self.cassette = cassette
+        self.config = config or SandboxConfig()
+        self.store: StateStore = store if store is not None else MemoryStore()
+        self.clock = clock if clock is not None else SandboxClock()
+        self.profile = profile_from_cassette(cassette)
+        self.auth = AuthServer(profile=self.profile, config=self.config, store=self.store,
+                               clock=self.clock, minter=Minter(rng), auto_approve=auto_approve)
+        self.api = ProtectedApi(cassette, self.store, self.clock, self.config.errors)
+        self._routes: dict[str, Callable[[Request], Response]] = {
+            "/security/v1/oauth/authorize": self.auth.authorize,
+            "/security/v1/oauth/token": self.auth.token,
+            "/security/v1/oauth/refresh": self.auth.refresh,
+        }
+
+    @classmethod
+    def from_options(cls, options: SandboxOptions, **kwargs: object) -> Sandbox:
+        """Load files named by the user; raises CassetteError / ConfigError."""
+        cassette = load_cassette(options.cassette or default_cassette_path())
+        config = load_config(options.config) if options.config else SandboxConfig()
+        return cls(cassette, config=config, auto_approve=options.auto_approve,
+                   **kwargs)  # type: ignore[arg-type]
+
+    def handle(self, req: Request) -> Response:
+        try:
+            return self._route(req)
+        except Exception as exc:  # noqa: BLE001 - the proxy must keep serving
+            # Only the type and place: an exception's text may carry request data.
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+            log.error("internal error %s at %s for %s %s", type(exc).__name__, where,
+                      req.method, req.path)
+            return error_response(self.config.errors["server_error"], rule="internal_error")
+
+    def _route(self, req: Request) -> Response:
+        path = req.path
+        if path == LOGIN_PATH and (req.origin is not None or req.host in LOGIN_HOSTS):
+            return self.auth.login(req)
+        handler = self._routes.get(path)
+        if handler is not None and (req.origin is not None or req.host in API_HOSTS):
+            return handler(req)
+        if path.startswith("/api/") and (req.origin is not None or req.host in API_HOSTS):
+            return self.api.handle(req)
+        return error_response(self.config.errors["not_found"], rule="not_found")

@@ -1,0 +1,156 @@
+"""Shapes of secret values, and minting fresh values of a recorded shape.
+
+A cassette never stores a real code or token, only its shape: alphabet and
+length (plus padding for standard base64), or for a JWT its header, claim
+names and signature length. Replay mints new values of the same shape, so an
+app whose column holds 164 characters, or whose parser expects ``+ / =``, sees
+what real UPS sends. Randomness is injected (a ``random.Random``), so tests
+can seed it; the default draws from the OS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["JwtShape", "Minter", "Shape", "TokenShape", "shape_from_mapping"]
+
+_ALPHABETS = ("base64", "base64url", "hex", "alnum")
+_TIME_CLAIMS = frozenset({"iat", "nbf", "auth_time"})
+_ALNUM = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True)
+class TokenShape:
+    """An opaque token: ``length`` characters of ``alphabet``."""
+
+    alphabet: str
+    length: int
+    padding: int = 0
+    """For standard base64: how many ``=`` end the value (0, 1 or 2)."""
+
+    def __post_init__(self) -> None:
+        if self.alphabet not in _ALPHABETS:
+            raise ValueError(f"alphabet must be one of {', '.join(_ALPHABETS)}")
+        if not 8 <= self.length <= 8192:
+            raise ValueError("length must be between 8 and 8192")
+        if self.alphabet == "base64":
+            if self.length % 4:
+                raise ValueError("a standard base64 length is a multiple of 4")
+            if self.padding not in (0, 1, 2):
+                raise ValueError("padding must be 0, 1 or 2")
+        elif self.padding:
+            raise ValueError("padding applies to standard base64 only")
+        elif self.alphabet == "base64url" and self.length % 4 == 1:
+            raise ValueError("no byte string encodes to that base64url length")
+
+    @property
+    def nbytes(self) -> int:
+        if self.alphabet == "base64":
+            return self.length // 4 * 3 - self.padding
+        if self.alphabet == "base64url":
+            return self.length * 3 // 4
+        if self.alphabet == "hex":
+            return (self.length + 1) // 2
+        return self.length
+
+
+@dataclass(frozen=True)
+class JwtShape:
+    """A JWS compact token: recorded header, recorded claims, signature size.
+
+    Claim values are kept from the recording except: ``iat``/``nbf``/
+    ``auth_time`` become the mint time, ``exp`` the mint time plus the access
+    lifetime, ``<<client_id>>`` the requesting client, and ``<<random:N>>`` N
+    fresh alphanumerics (so each token is unique).
+    """
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signature_length: int = 512
+    """Characters of base64url signature (RS384 with a 2048-bit key: 342)."""
+    _header_b64: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        head = json.dumps(self.header, separators=(",", ":")).encode()
+        object.__setattr__(self, "_header_b64", _b64url(head))
+
+
+Shape = TokenShape | JwtShape
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def shape_from_mapping(data: Any) -> Shape:
+    """Build a shape from its cassette form; raises ValueError with the reason."""
+    if not isinstance(data, dict):
+        raise ValueError("a shape is a mapping")
+    if "jwt" in data:
+        jwt = data["jwt"]
+        if not isinstance(jwt, dict):
+            raise ValueError("jwt: must be a mapping")
+        header, claims = jwt.get("header"), jwt.get("claims")
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            raise ValueError("jwt: needs 'header' and 'claims' mappings")
+        sig = jwt.get("signature_length", 342)
+        if not isinstance(sig, int) or not 16 <= sig <= 4096:
+            raise ValueError("jwt.signature_length must be an integer from 16 to 4096")
+        return JwtShape(dict(header), dict(claims), sig)
+    unknown = set(data) - {"alphabet", "length", "padding"}
+    if unknown:
+        raise ValueError(f"unknown shape key(s): {', '.join(sorted(unknown))}")
+    alphabet, length = data.get("alphabet"), data.get("length")
+    padding = data.get("padding", 0)
+    if not isinstance(alphabet, str) or not isinstance(length, int):
+        raise ValueError("a token shape needs 'alphabet' (text) and 'length' (integer)")
+    if not isinstance(padding, int):
+        raise ValueError("padding must be an integer")
+    return TokenShape(alphabet, length, padding)
+
+
+class Minter:
+    """Mints fresh values of recorded shapes."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._rng = rng if rng is not None else random.SystemRandom()
+
+    def token(self, shape: TokenShape) -> str:
+        raw = self._rng.randbytes(shape.nbytes)
+        if shape.alphabet == "base64":
+            return base64.b64encode(raw).decode("ascii")
+        if shape.alphabet == "base64url":
+            return _b64url(raw)[: shape.length]
+        if shape.alphabet == "hex":
+            return raw.hex()[: shape.length]
+        return "".join(_ALNUM[b % 62] for b in raw)
+
+    def alnum(self, length: int) -> str:
+        return "".join(_ALNUM[b % 62] for b in self._rng.randbytes(length))
+
+    def jwt(self, shape: JwtShape, *, now_s: int, ttl_s: int, client_id: str) -> str:
+        claims: dict[str, Any] = {}
+        for name, value in shape.claims.items():
+            if name in _TIME_CLAIMS:
+                value = now_s
+            elif name == "exp":
+                value = now_s + ttl_s
+            elif value == "<<client_id>>":
+                value = client_id
+            elif isinstance(value, str) and value.startswith("<<random:"):
+                value = self.alnum(int(value[9:-2]))
+            claims[name] = value
+        payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+        sig_bytes = self._rng.randbytes(shape.signature_length * 3 // 4 + 1)
+        signature = _b64url(sig_bytes)[: shape.signature_length]
+        return f"{shape._header_b64}.{payload}.{signature}"
+
+    def mint(self, shape: Shape, *, now_s: int = 0, ttl_s: int = 0, client_id: str = "") -> str:
+        if isinstance(shape, JwtShape):
+            return self.jwt(shape, now_s=now_s, ttl_s=ttl_s, client_id=client_id)
+        return self.token(shape)

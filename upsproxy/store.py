@@ -1,0 +1,215 @@
+"""Where the sandbox keeps its live codes and tokens.
+
+``StateStore`` is the interface; ``MemoryStore`` the default. A persistent
+store (SQLite) and a shared one (for several replicas) implement the same
+methods. The two operations that must be exactly-once, code redemption and
+refresh rotation, are single atomic store calls: they check the grant and
+consume it under one lock, so of N concurrent requests exactly one wins.
+
+Spent codes and rotated refresh tokens stay as tombstones until they would
+have expired, so the log can say "reused" rather than "unknown".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+__all__ = [
+    "AccessGrant",
+    "CodeGrant",
+    "MemoryStore",
+    "PendingLogin",
+    "RefreshGrant",
+    "StateStore",
+]
+
+
+@dataclass(frozen=True)
+class PendingLogin:
+    """An authorize request waiting for the user at the login page."""
+
+    client_id: str
+    redirect_uri: str
+    state: str | None
+    scope: str | None
+    challenge: str | None
+    expires_ms: int
+
+
+@dataclass(frozen=True)
+class CodeGrant:
+    client_id: str
+    redirect_uri: str
+    challenge: str | None
+    scope: str | None
+    expires_ms: int
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    client_id: str
+    scope: str | None
+    issued_ms: int
+    expires_ms: int
+    refresh_count: int
+
+
+@dataclass(frozen=True)
+class AccessGrant:
+    client_id: str
+    scope: str | None
+    expires_ms: int
+
+
+G = TypeVar("G", CodeGrant, RefreshGrant)
+Check = Callable[[G], str | None]
+"""Returns None when the grant may be consumed, else the name of the failure."""
+
+
+class StateStore(Protocol):
+    def put_login(self, txn: str, login: PendingLogin) -> None: ...
+    def get_login(self, txn: str, now_ms: int) -> PendingLogin | None: ...
+    def take_login(self, txn: str, now_ms: int) -> PendingLogin | None: ...
+    def put_code(self, code: str, grant: CodeGrant) -> None: ...
+    def redeem_code(
+        self, code: str, now_ms: int, check: Check[CodeGrant]
+    ) -> tuple[CodeGrant | None, str | None]: ...
+    def put_tokens(
+        self, access: str, access_grant: AccessGrant, refresh: str, refresh_grant: RefreshGrant
+    ) -> None: ...
+    def rotate_refresh(
+        self, token: str, now_ms: int, check: Check[RefreshGrant]
+    ) -> tuple[RefreshGrant | None, str | None]: ...
+    def get_access(self, token: str, now_ms: int) -> AccessGrant | None: ...
+    def reset(self) -> None: ...
+
+
+class _Spent(Generic[G]):
+    """A tombstone: the grant was consumed and must not be honoured again."""
+
+    __slots__ = ("grant",)
+
+    def __init__(self, grant: G) -> None:
+        self.grant = grant
+
+
+class MemoryStore:
+    """Dictionaries behind one lock; expired entries are swept as new ones arrive."""
+
+    SWEEP_EVERY = 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._logins: dict[str, PendingLogin] = {}
+        self._codes: dict[str, CodeGrant | _Spent[CodeGrant]] = {}
+        self._refresh: dict[str, RefreshGrant | _Spent[RefreshGrant]] = {}
+        self._access: dict[str, AccessGrant] = {}
+        self._puts = 0
+        self._last_now_ms = 0
+
+    # -- login transactions -------------------------------------------------
+    def put_login(self, txn: str, login: PendingLogin) -> None:
+        with self._lock:
+            self._logins[txn] = login
+            self._count_put(login.expires_ms)
+
+    def get_login(self, txn: str, now_ms: int) -> PendingLogin | None:
+        login = self._logins.get(txn)
+        return login if login is not None and login.expires_ms > now_ms else None
+
+    def take_login(self, txn: str, now_ms: int) -> PendingLogin | None:
+        with self._lock:
+            login = self._logins.pop(txn, None)
+        return login if login is not None and login.expires_ms > now_ms else None
+
+    # -- codes ----------------------------------------------------------------
+    def put_code(self, code: str, grant: CodeGrant) -> None:
+        with self._lock:
+            self._codes[code] = grant
+            self._count_put(grant.expires_ms)
+
+    def redeem_code(
+        self, code: str, now_ms: int, check: Check[CodeGrant]
+    ) -> tuple[CodeGrant | None, str | None]:
+        with self._lock:
+            self._last_now_ms = max(self._last_now_ms, now_ms)
+            entry = self._codes.get(code)
+            if entry is None:
+                return None, "unknown"
+            if isinstance(entry, _Spent):
+                return None, "reused"
+            if entry.expires_ms <= now_ms:
+                return None, "expired"
+            failure = check(entry)
+            if failure is not None:
+                return None, failure
+            self._codes[code] = _Spent(entry)
+            return entry, None
+
+    # -- tokens ---------------------------------------------------------------
+    def put_tokens(
+        self, access: str, access_grant: AccessGrant, refresh: str, refresh_grant: RefreshGrant
+    ) -> None:
+        with self._lock:
+            self._access[access] = access_grant
+            self._refresh[refresh] = refresh_grant
+            self._count_put(0)
+
+    def rotate_refresh(
+        self, token: str, now_ms: int, check: Check[RefreshGrant]
+    ) -> tuple[RefreshGrant | None, str | None]:
+        with self._lock:
+            self._last_now_ms = max(self._last_now_ms, now_ms)
+            entry = self._refresh.get(token)
+            if entry is None:
+                return None, "unknown"
+            if isinstance(entry, _Spent):
+                return None, "rotated"
+            if entry.expires_ms <= now_ms:
+                return None, "expired"
+            failure = check(entry)
+            if failure is not None:
+                return None, failure
+            self._refresh[token] = _Spent(entry)
+            return entry, None
+
+    def get_access(self, token: str, now_ms: int) -> AccessGrant | None:
+        grant = self._access.get(token)
+        return grant if grant is not None and grant.expires_ms > now_ms else None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._logins.clear()
+            self._codes.clear()
+            self._refresh.clear()
+            self._access.clear()
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "logins": len(self._logins),
+            "codes": len(self._codes),
+            "refresh_tokens": len(self._refresh),
+            "access_tokens": len(self._access),
+        }
+
+    # -- housekeeping -----------------------------------------------------------
+    def _count_put(self, _expires_ms: int) -> None:
+        """Every SWEEP_EVERY writes, drop what expired a day before the sandbox's
+        latest "now" (lock held). Tombstones outlive their grant by that day."""
+        self._puts += 1
+        if self._puts % self.SWEEP_EVERY:
+            return
+        horizon = self._last_now_ms - 86_400_000
+        for table in (self._logins, self._access):
+            for key in [k for k, v in table.items() if v.expires_ms < horizon]:
+                del table[key]
+        for spent_table in (self._codes, self._refresh):
+            for key in [k for k, v in spent_table.items() if _expiry(v) < horizon]:
+                del spent_table[key]
+
+
+def _expiry(entry: CodeGrant | RefreshGrant | _Spent[CodeGrant] | _Spent[RefreshGrant]) -> int:
+    return entry.grant.expires_ms if isinstance(entry, _Spent) else entry.expires_ms
