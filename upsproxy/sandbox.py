@@ -97,6 +97,7 @@ class Sandbox:
         handler = self._routes.get(path)
         if handler is not None and (req.origin is not None or req.host in API_HOSTS):
             return handler(req)
-        if path.startswith("/api/") and (req.origin is not None or req.host in API_HOSTS):
+        if (path.startswith("/api/") and not path.startswith("/api/security/")
+                and (req.origin is not None or req.host in API_HOSTS)):
             return self.api.handle(req)
         return error_response(self.config.errors["not_found"], rule="not_found")

@@ -1,0 +1,1 @@
+"""Shared fixtures; the sandbox fixtures themselves come from upsproxy's pytest plugin."""

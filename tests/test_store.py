@@ -1,0 +1,41 @@
+"""Exactly-once redemption and rotation under real threads."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from upsproxy.store import AccessGrant, CodeGrant, MemoryStore, RefreshGrant
+
+FAR = 10**13
+
+
+def test_one_code_redeemed_by_20_threads_wins_once():
+    store = MemoryStore()
+    store.put_code("c", CodeGrant("C", "https://cb", None, None, FAR))
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda _: store.redeem_code("c", 0, lambda g: None), range(20)))
+    assert sum(1 for grant, _ in results if grant is not None) == 1
+    assert {failure for grant, failure in results if grant is None} == {"reused"}
+
+
+def test_one_refresh_token_rotated_by_20_threads_wins_once():
+    store = MemoryStore()
+    store.put_tokens("a", AccessGrant("C", None, FAR), "r", RefreshGrant("C", None, 0, FAR, 0))
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda _: store.rotate_refresh("r", 0, lambda g: None), range(20)))
+    assert sum(1 for grant, _ in results if grant is not None) == 1
+
+
+def test_failed_check_keeps_the_grant():
+    store = MemoryStore()
+    store.put_code("c", CodeGrant("C", "https://cb", None, None, FAR))
+    assert store.redeem_code("c", 0, lambda g: "nope") == (None, "nope")
+    grant, failure = store.redeem_code("c", 0, lambda g: None)
+    assert grant is not None and failure is None
+
+
+def test_expiry_and_unknown():
+    store = MemoryStore()
+    store.put_code("c", CodeGrant("C", "https://cb", None, None, 100))
+    assert store.redeem_code("c", 100, lambda g: None) == (None, "expired")
+    assert store.redeem_code("x", 0, lambda g: None) == (None, "unknown")
+    store.put_tokens("a", AccessGrant("C", None, 100), "r", RefreshGrant("C", None, 0, 100, 0))
+    assert store.get_access("a", 99) is not None and store.get_access("a", 100) is None

@@ -1,0 +1,140 @@
+"""pytest plugin: a real upsproxy sandbox for your test suite.
+
+Installed with upsproxy (entry point ``pytest11``), so the fixtures are there
+in any project that depends on it:
+
+- ``upsproxy_server`` (session): one mitmproxy master on free loopback ports,
+  with a proxy for ``HTTPS_PROXY`` and a plain-HTTP reverse listener.
+- ``upsproxy`` (per test): a fresh sandbox (empty state, its own clock) behind
+  that server. Its ``base_url``, ``proxy_url``, ``ca_bundle``, ``clock`` and
+  ``sandbox`` are what a test needs. Configure it with the marker
+  ``@pytest.mark.upsproxy(cassette=..., config=..., auto_approve=True)``.
+- ``upsproxy_env`` (per test): ``upsproxy`` plus ``HTTPS_PROXY`` and the CA
+  variables set in ``os.environ`` for the test's duration.
+
+mitmproxy keeps one master per process, hence one session server whose
+sandbox is swapped per test.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from upsproxy.clock import SandboxClock
+from upsproxy.sandbox import Sandbox, SandboxOptions
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "upsproxy(cassette=None, config=None, auto_approve=False): configure the test's "
+        "upsproxy sandbox (cassette path, config file path, skip the login page).",
+    )
+
+
+@dataclass
+class UpsproxyServer:
+    """The session's running proxy."""
+
+    proxy_url: str
+    base_url: str
+    ca_cert: Path
+    ca_bundle: Path
+    replay: Any
+    """The replay addon; its ``sandbox`` is swapped per test."""
+
+
+@dataclass
+class UpsproxyHandle:
+    """What a test gets from the ``upsproxy`` fixture."""
+
+    server: UpsproxyServer
+    sandbox: Sandbox
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    @property
+    def proxy_url(self) -> str:
+        return self.server.proxy_url
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.server.ca_cert
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.server.ca_bundle
+
+    @property
+    def clock(self) -> SandboxClock:
+        clock = self.sandbox.clock
+        assert isinstance(clock, SandboxClock)
+        return clock
+
+    @property
+    def upstream_attempts(self) -> int:
+        """How often replay refused to dial a UPS host (should stay 0)."""
+        return int(self.server.replay.upstream_attempts)
+
+    def env(self) -> dict[str, str]:
+        bundle = str(self.ca_bundle)
+        return {"HTTPS_PROXY": self.proxy_url, "https_proxy": self.proxy_url,
+                "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle,
+                "CURL_CA_BUNDLE": bundle, "NODE_EXTRA_CA_CERTS": str(self.ca_cert)}
+
+
+@pytest.fixture(scope="session")
+def upsproxy_server() -> Iterator[UpsproxyServer]:
+    """One upsproxy replay proxy for the whole session, on free loopback ports."""
+    from upsproxy import mitm
+    from upsproxy.addons.replay import Replay
+    from upsproxy.cli import replay_settings
+    from upsproxy.trust import combined_bundle
+
+    confdir = Path(tempfile.mkdtemp(prefix="upsproxy-pytest-"))
+    replay = Replay(Sandbox.from_options(SandboxOptions()))
+    proxy = mitm.BackgroundProxy(
+        replay_settings(confdir, ("127.0.0.1", 0), ("127.0.0.1", 0)), [replay])
+    running = proxy.start()
+    try:
+        assert running.proxy_url and running.reverse_url
+        yield UpsproxyServer(running.proxy_url, running.reverse_url, running.ca_cert,
+                             combined_bundle(running.ca_cert), replay)
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+def upsproxy(upsproxy_server: UpsproxyServer, request: pytest.FixtureRequest) -> UpsproxyHandle:
+    """A fresh sandbox for this test (state, clock), configured by its marker."""
+    marker = request.node.get_closest_marker("upsproxy")
+    kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    options = SandboxOptions(
+        cassette=str(kwargs["cassette"]) if kwargs.get("cassette") else None,
+        config=str(kwargs["config"]) if kwargs.get("config") else None,
+        auto_approve=bool(kwargs.get("auto_approve", False)),
+    )
+    sandbox = Sandbox.from_options(options)
+    upsproxy_server.replay.sandbox = sandbox
+    return UpsproxyHandle(upsproxy_server, sandbox)
+
+
+@pytest.fixture
+def upsproxy_env(upsproxy: UpsproxyHandle, monkeypatch: pytest.MonkeyPatch) -> UpsproxyHandle:
+    """``upsproxy`` with HTTPS_PROXY and CA variables set for the test."""
+    for name, value in upsproxy.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    return upsproxy
+
+
+__all__ = ["UpsproxyHandle", "UpsproxyServer"]
