@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -54,6 +56,7 @@ confdir_option = click.option(
 
 
 def _setup_logging(verbose: bool) -> None:
+    faulthandler.enable()  # a crash in a native extension still leaves a trace
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     root = logging.getLogger("upsproxy")
@@ -112,6 +115,20 @@ def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple
         asyncio.run(_serve_replay(sandbox, listen, reverse_listen, confdir))
     except UpsproxyError as exc:
         raise click.ClickException(str(exc)) from None
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    """Leave without interpreter finalization once everything is shut down.
+
+    mitmproxy's native helper threads (mitmproxy_rs) can still be alive while
+    CPython finalizes, and a garbage collection racing them segfaults now and
+    then (seen in about one of ten runs here). Listeners are closed and every
+    file is written by now, so skipping finalization loses nothing.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def replay_settings(confdir: Path, listen: tuple[str, int] | None,

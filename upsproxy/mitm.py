@@ -95,10 +95,15 @@ def apply_response(flow: http.HTTPFlow, response: Response) -> None:
 
 
 def ensure_ca(confdir: Path) -> Path:
-    """Create upsproxy's CA in ``confdir`` if needed; return the certificate's path."""
+    """Create upsproxy's CA in ``confdir`` if needed; return the certificate's path.
+
+    It is made under mitmproxy's file names (so tlsconfig finds it) but carries
+    upsproxy's name, so a user who inspects a certificate sees who signed it.
+    """
     confdir = confdir.expanduser()
-    confdir.mkdir(parents=True, exist_ok=True)
-    certs.CertStore.from_store(str(confdir), CA_BASENAME, 2048)
+    if not (confdir / f"{CA_BASENAME}-ca.pem").exists():
+        certs.CertStore.create_store(confdir, CA_BASENAME, 2048, organization="upsproxy",
+                                     cn="upsproxy sandbox CA (local, not for production)")
     return confdir / CA_CERT_NAME
 
 
@@ -168,6 +173,7 @@ async def start_proxy(settings: ProxySettings, addons: Iterable[Any]) -> Running
         modes.append(f"regular@{listen[0]}:{listen[1]}")
     if reverse:
         modes.append(f"reverse:{settings.reverse_target}@{reverse[0]}:{reverse[1]}")
+    ensure_ca(settings.confdir)
     master = Master(Options(), with_termlog=False)
     master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
                       tlsconfig.TlsConfig(), *addons)

@@ -1,0 +1,164 @@
+"""The command line, run as a user runs it: real processes, real signals."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent / "upsproxy"
+UPSPROXY = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "upsproxy"]
+
+
+def run(*args, timeout=60):
+    return subprocess.run([*UPSPROXY, *args], capture_output=True, text=True, timeout=timeout)
+
+
+class Replay:
+    """`upsproxy replay` in a child process; waits for its banner."""
+
+    def __init__(self, *args, confdir):
+        self.proc = subprocess.Popen(
+            [*UPSPROXY, "replay", "--listen", "127.0.0.1:0", "--reverse-listen", "127.0.0.1:0",
+             "--confdir", str(confdir), *args],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.banner = ""
+        deadline = time.monotonic() + 30
+        while "Ctrl-C" not in self.banner:
+            line = self.proc.stderr.readline()
+            if not line or time.monotonic() > deadline:
+                self.proc.kill()
+                raise AssertionError(f"replay did not start: {self.banner}")
+            self.banner += line
+        self.proxy_url = re.search(r"proxy\s+(http://\S+)", self.banner).group(1)
+        self.base_url = re.search(r"base URL\s+(http://\S+)", self.banner).group(1)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rest = self.proc.communicate(timeout=15)[1]
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        return self.proc.returncode, rest
+
+
+@pytest.fixture
+def replay(tmp_path):
+    server = Replay(confdir=tmp_path / "conf")
+    yield server
+    if server.proc.poll() is None:
+        server.stop()
+
+
+def test_banner_says_how_to_connect(replay, tmp_path):
+    assert "HTTPS_PROXY=" + replay.proxy_url in replay.banner
+    assert str(tmp_path / "conf" / "mitmproxy-ca-cert.pem") in replay.banner
+    assert "REQUESTS_CA_BUNDLE=" in replay.banner and "NODE_EXTRA_CA_CERTS=" in replay.banner
+    assert "ups-cie.yaml" in replay.banner
+
+
+def test_demo_through_the_reverse_listener_and_the_proxy(replay, tmp_path):
+    out = run("demo", "--base-url", replay.base_url)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK: the sandbox behaved as UPS does." in out.stdout
+    assert 'old refresh token    -> 400 "Invalid Refresh Token"' in out.stdout
+    out = run("demo", "--proxy", replay.proxy_url, "--confdir", str(tmp_path / "conf"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    code, log = replay.stop()
+    assert code == 0 and "upsproxy stopped." in log, log[-3000:]
+    # One readable line per exchange, naming the rule; never a code or token.
+    assert re.search(r"POST wwwcie\.ups\.com/security/v1/oauth/token -> 200 token\.issued_pkce "
+                     r"client=UPSPROXYDEMO", log)
+    assert "token.code_reused" in log and "refresh.token_rotated" in log
+    assert "code=" not in log and "Bearer" not in log and "Traceback" not in log
+
+
+def test_sigint_stops_cleanly(tmp_path):
+    server = Replay(confdir=tmp_path)
+    server.proc.send_signal(signal.SIGINT)
+    rest = server.proc.communicate(timeout=15)[1]
+    assert server.proc.returncode == 0 and "upsproxy stopped." in rest
+    assert "Traceback" not in rest
+
+
+def test_bad_cassette_is_reported_with_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\ninteractions:\n  - kind: token\n    request: {method: POST\n")
+    out = run("replay", str(bad), "--confdir", str(tmp_path))
+    assert out.returncode == 1
+    assert re.search(rf"Error: {re.escape(str(bad))}:\d+: YAML syntax error", out.stderr)
+    assert "Traceback" not in out.stderr
+    bad.write_text("version: 9\ninteractions: []\n")
+    out = run("replay", str(bad), "--confdir", str(tmp_path))
+    assert f"{bad}:1: unknown cassette version 9" in out.stderr
+
+
+def test_bad_config_is_reported_with_file_and_line(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("apps:\n  - client_id: A\n    redirect_uris: nope\n")
+    out = run("replay", "--config", str(config), "--confdir", str(tmp_path))
+    assert out.returncode == 1 and f"{config}:3: redirect_uris" in out.stderr
+
+
+def test_port_in_use_is_a_clear_message(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = run("replay", "--listen", f"127.0.0.1:{port}", "--reverse-listen", "127.0.0.1:0",
+                  "--confdir", str(tmp_path))
+    assert out.returncode == 1 and "Error:" in out.stderr and "Traceback" not in out.stderr
+    assert str(port) in out.stderr
+
+
+def test_ca_and_env(tmp_path):
+    out = run("ca", "--confdir", str(tmp_path))
+    ca = Path(out.stdout.strip())
+    assert out.returncode == 0 and ca.exists() and "BEGIN CERTIFICATE" in ca.read_text()
+    assert oct(os.stat(tmp_path / "mitmproxy-ca.pem").st_mode & 0o777) == "0o600"
+    out = run("env", "--confdir", str(tmp_path), "--listen", "127.0.0.1:9999")
+    lines = out.stdout.splitlines()
+    assert "export HTTPS_PROXY=http://127.0.0.1:9999" in lines
+    bundle = tmp_path / "upsproxy-ca-bundle.pem"
+    assert f"export REQUESTS_CA_BUNDLE={bundle}" in lines
+    assert f"export NODE_EXTRA_CA_CERTS={ca}" in lines
+    assert bundle.read_text().endswith(ca.read_text())
+    assert bundle.read_text().count("BEGIN CERTIFICATE") > 10  # system roots too
+
+
+def test_demo_fails_against_something_that_is_not_ups(tmp_path):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Always200(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Always200)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = run("demo", "--base-url", f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 1 and "deviation: authorize: expected HTTP 302" in out.stderr
+
+
+def test_demo_needs_exactly_one_target():
+    assert run("demo").returncode == 2
+
+
+@pytest.mark.parametrize("command", ["replay", "demo", "ca", "env"])
+def test_help_texts(command):
+    out = run(command, "--help")
+    assert out.returncode == 0 and "Usage: upsproxy " + command in out.stdout

@@ -1,0 +1,5 @@
+"""``python -m upsproxy`` is the ``upsproxy`` command."""
+
+from upsproxy.cli import main
+
+main()
