@@ -49,7 +49,7 @@ class Replay:
                           "Skip the login page: authorize redirects straight to the callback.")
 
     def configure(self, updated: set[str]) -> None:
-        if self._preset or not (updated & set(OPTIONS)) and self.sandbox is not None:
+        if self._preset or (not (updated & set(OPTIONS)) and self.sandbox is not None):
             return
         options = SandboxOptions(
             cassette=ctx.options.upsproxy_cassette or None,

@@ -137,7 +137,7 @@ def test_demo_fails_against_something_that_is_not_ups(tmp_path):
     from threading import Thread
 
     class Always200(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self.send_response(200)
             self.end_headers()
 

@@ -38,7 +38,7 @@ def test_charset_on_the_form_type_is_accepted(upsproxy_env):
     ups = UpsClient()
     code = ups.code(verifier=None)
     resp = ups.http.post(TOKEN, auth=(CLIENT, SECRET), timeout=10,
-                         headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"},
+                         headers={"Content-Type": f"{FORM}; charset=UTF-8"},
                          data={"grant_type": "authorization_code", "code": code,
                                "redirect_uri": CALLBACK})
     assert resp.status_code == 200

@@ -40,7 +40,7 @@ def test_full_flow_with_ups_unresolvable(upsproxy_env, ups_unresolvable):
 
 
 class _Hello(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         body = b"hello from a non-UPS host"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))

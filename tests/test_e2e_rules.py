@@ -127,7 +127,8 @@ def test_protected_api_needs_a_live_bearer_token(ups, upsproxy):
 
 def test_every_error_is_compact_ups_json(ups):
     resp = ups.refresh("nope")
-    assert resp.text == '{"response":{"errors":[{"code":"10400","message":"Invalid Refresh Token"}]}}'
+    assert resp.text == ('{"response":{"errors":[{"code":"10400",'
+                         '"message":"Invalid Refresh Token"}]}}')
 
 
 def test_requests_are_not_sent_anywhere_else(upsproxy):

@@ -4,8 +4,21 @@ import json
 
 import pytest
 from factories import (
-    AUTHORIZE, CALLBACK, CLIENT, REFRESH, TOKEN, VERIFIER, authorize_params, basic, error_of,
-    get, get_code, make_sandbox, post, query_of, token_fields,
+    AUTHORIZE,
+    CALLBACK,
+    CLIENT,
+    REFRESH,
+    TOKEN,
+    VERIFIER,
+    authorize_params,
+    basic,
+    error_of,
+    get,
+    get_code,
+    make_sandbox,
+    post,
+    query_of,
+    token_fields,
 )
 
 from upsproxy.pkce import s256_challenge
@@ -188,7 +201,8 @@ def test_refresh_count_counts_when_the_cassette_has_it(tmp_path):
     path.write_text(text)
     sandbox = Sandbox(load_cassette(path), clock=FrozenClock())
     first = tokens(sandbox)
-    assert first["refresh_count"] == "0" and list(first)[-3:] == ["refresh_count", "scope", "status"]
+    assert first["refresh_count"] == "0"
+    assert list(first)[-3:] == ["refresh_count", "scope", "status"]
     resp = sandbox.handle(post(REFRESH, {"grant_type": "refresh_token",
                                          "refresh_token": first["refresh_token"]}, auth=basic()))
     assert json.loads(resp.body)["refresh_count"] == "1"

@@ -43,6 +43,7 @@ PLACEHOLDER_KINDS = frozenset({
 })
 _PLACEHOLDER = re.compile(r"<<([a-z_]+):([1-9][0-9]*)>>")
 _ANY_MARKER = re.compile(r"<<.*?>>")
+_BODY_KINDS = ("form", "json", "text")
 _SPECIAL = re.compile(r"<<client_id>>|<<random:[1-9][0-9]{0,3}>>")
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def _headers(raw: Any, where: tuple[str | int, ...], i: int) -> dict[str, str]:
 def _body(raw: Any, where: tuple[str | int, ...], i: int) -> dict[str, Any] | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in ("form", "json", "text"):
+    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in _BODY_KINDS:
         raise _Invalid(where, f"interaction {i + 1}: body must be one of "
                        "{form: {...}}, {json: ...} or {text: ...}")
     if "form" in raw and not (isinstance(raw["form"], dict) and all(

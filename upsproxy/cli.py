@@ -35,20 +35,9 @@ def _address(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     return host, int(port)
 
 
-class _Address(click.ParamType):
-    name = "HOST:PORT"
+def _address_option(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
+    return _address(value)
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> tuple[str, int]:
-        if isinstance(value, tuple):
-            return value
-        try:
-            return _address(str(value))
-        except click.BadParameter as exc:
-            self.fail(exc.message, param, ctx)
-
-
-ADDRESS = _Address()
 confdir_option = click.option(
     "--confdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_CONFDIR,
     envvar="UPSPROXY_CONFDIR", show_default=True,
@@ -80,9 +69,11 @@ def main() -> None:
 
 @main.command()
 @click.argument("cassette", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--listen", type=ADDRESS, default="127.0.0.1:8080", show_default=True,
+@click.option("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+              callback=_address_option, show_default=True,
               help="Regular proxy for HTTPS_PROXY (port 0: pick a free port).")
-@click.option("--reverse-listen", type=ADDRESS, default="127.0.0.1:8081", show_default=True,
+@click.option("--reverse-listen", default="127.0.0.1:8081", metavar="HOST:PORT",
+              callback=_address_option, show_default=True,
               help="Plain-HTTP listener that acts as UPS, for apps whose UPS base URL can be set.")
 @confdir_option
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
@@ -188,7 +179,8 @@ def ca(confdir: Path) -> None:
 
 @main.command()
 @confdir_option
-@click.option("--listen", type=ADDRESS, default="127.0.0.1:8080", show_default=True,
+@click.option("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+              callback=_address_option, show_default=True,
               help="The proxy address `upsproxy replay` listens on.")
 def env(confdir: Path, listen: tuple[str, int]) -> None:
     """Print export lines that send HTTP clients through the sandbox.

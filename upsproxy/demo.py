@@ -62,7 +62,10 @@ class _Client:
     def send(self, method: str, url: str, *, form: dict[str, str] | None = None,
              headers: dict[str, str] | None = None) -> _Reply:
         data = urlencode(form).encode() if form is not None else None
-        request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        if not url.startswith(("http://", "https://")):
+            raise DemoFailure(f"not an http(s) URL: {url[:80]!r}")
+        request = urllib.request.Request(  # noqa: S310 - scheme checked above
+            url, data=data, method=method, headers=headers or {})
         if data is not None:
             request.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:

@@ -14,7 +14,7 @@ import binascii
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-__all__ = ["BasicCredentials", "FormError", "MAX_FORM_BYTES", "parse_basic", "parse_form"]
+__all__ = ["MAX_FORM_BYTES", "BasicCredentials", "FormError", "parse_basic", "parse_form"]
 
 MAX_FORM_BYTES = 64 * 1024
 """Token and refresh bodies are a few hundred bytes; anything this large is an error."""

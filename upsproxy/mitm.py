@@ -279,13 +279,6 @@ class BackgroundProxy:
         assert self.running is not None
         return self.running
 
-    def call(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn(*args)`` on the proxy's loop and return its result."""
-        assert self._loop is not None
-        future: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_call(fn, *args),
-                                                                        self._loop)
-        return future.result(timeout=30)
-
     def stop(self, timeout: float = 10.0) -> None:
         if self._loop is None or self._stopped is None or self._thread is None:
             return
@@ -293,6 +286,3 @@ class BackgroundProxy:
             self._loop.call_soon_threadsafe(self._stopped.set)
         self._thread.join(timeout)
 
-
-async def _call(fn: Any, *args: Any) -> Any:
-    return fn(*args)

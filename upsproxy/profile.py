@@ -33,6 +33,8 @@ DYNAMIC_FIELDS = frozenset({
     "refresh_token_expires_in", "issued_at", "client_id", "access_token", "refresh_token",
     "refresh_token_issued_at", "expires_in", "refresh_count",
 })
+_DEFAULT_CODE = TokenShape("base64", 132, 2)
+_DEFAULT_REFRESH = TokenShape("base64", 164, 0)
 _DEFAULT_JWT = JwtShape(
     {"kid": "<<random:36>>", "typ": "JWT", "alg": "RS384"},
     {"iss": "https://apis.ups.com", "clientid": "<<client_id>>", "iat": 0, "exp": 0},
@@ -57,8 +59,8 @@ class ReplayProfile:
     refresh_ttl_s: int = 5183999
     code_ttl_s: int = 300
     login_ttl_s: int = 600
-    code_shape: Shape = TokenShape("base64", 132, 2)
-    refresh_shape: Shape = TokenShape("base64", 164, 0)
+    code_shape: Shape = _DEFAULT_CODE
+    refresh_shape: Shape = _DEFAULT_REFRESH
     access_shape: Shape = _DEFAULT_JWT
     login_url: str = "https://www.ups.com/lasso/signin"
     app_name: str = "Sandbox App"

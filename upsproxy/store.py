@@ -93,7 +93,7 @@ class _Spent(Generic[G]):
     __slots__ = ("grant",)
 
     def __init__(self, grant: G) -> None:
-        self.grant = grant
+        self.grant: G = grant
 
 
 class MemoryStore:

@@ -20,7 +20,7 @@ __all__ = ["Invalid", "Where", "locate", "parse_text", "read_text"]
 Where = tuple[str | int, ...]
 
 try:  # libyaml is an order of magnitude faster on large files
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+    _Loader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on the PyYAML build
     _Loader = yaml.SafeLoader
 
