@@ -38,6 +38,8 @@ class Replay:
     def __init__(self, sandbox: Sandbox | None = None) -> None:
         self.sandbox = sandbox
         self.upstream_attempts = 0
+        self.answered = 0
+        """UPS requests answered; zero at shutdown means the app bypassed the proxy."""
         self._preset = sandbox is not None
 
     def load(self, loader):  # type: ignore[no-untyped-def]
@@ -69,6 +71,7 @@ class Replay:
             return  # not UPS: pass through untouched
         req = mitm.to_request(flow)
         response = self.sandbox.handle(req)
+        self.answered += 1
         mitm.apply_response(flow, response)
         client = response.extra.get("client_id")
         exchange_log.info("%s %s%s -> %d %s%s", req.method, req.host if origin is None else

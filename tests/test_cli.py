@@ -72,6 +72,7 @@ def test_demo_through_the_reverse_listener_and_the_proxy(replay, tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     code, log = replay.stop()
     assert code == 0 and "upsproxy stopped." in log, log[-3000:]
+    assert "saw no UPS traffic" not in log
     # One readable line per exchange, naming the rule; never a code or token.
     assert re.search(r"POST wwwcie\.ups\.com/security/v1/oauth/token -> 200 token\.issued_pkce "
                      r"client=UPSPROXYDEMO", log)
@@ -162,3 +163,9 @@ def test_demo_needs_exactly_one_target():
 def test_help_texts(command):
     out = run(command, "--help")
     assert out.returncode == 0 and "Usage: upsproxy " + command in out.stdout
+
+
+def test_no_ups_traffic_is_pointed_out_at_shutdown(replay):
+    code, log = replay.stop()
+    assert code == 0 and "upsproxy saw no UPS traffic" in log
+    assert "reverse" in log and "NO_PROXY" in log

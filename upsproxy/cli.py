@@ -23,6 +23,13 @@ from upsproxy import __version__
 from upsproxy.errors import UpsproxyError
 
 DEFAULT_CONFDIR = "~/.upsproxy"
+NO_TRAFFIC_HINT = (
+    "upsproxy saw no UPS traffic. If your app did call UPS, it bypassed the sandbox:\n"
+    "  - some clients ignore HTTPS_PROXY (Node's fetch, aiohttp without trust_env=True,\n"
+    "    a JVM without -Dhttps.proxyHost); point their UPS base URL at the reverse\n"
+    "    listener instead;\n"
+    "  - check that NO_PROXY does not list ups.com."
+)
 
 
 def _address(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -140,8 +147,9 @@ async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: t
     from upsproxy.addons.replay import Replay
     from upsproxy.trust import combined_bundle, env_lines
 
+    replay_addon = Replay(sandbox)
     running = await mitm.start_proxy(replay_settings(confdir, listen, reverse_listen),
-                                     [Replay(sandbox)])
+                                     [replay_addon])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -162,6 +170,8 @@ async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: t
         await stop.wait()
     finally:
         await mitm.stop_proxy(running)
+        if replay_addon.answered == 0:
+            click.echo(NO_TRAFFIC_HINT, err=True)
         click.echo("upsproxy stopped.", err=True)
 
 
