@@ -49,7 +49,7 @@ def mitmdump(tmp_path):
 def test_full_flow_through_stock_mitmdump(mitmdump):
     ups = UpsClient(mitmdump, requests.Session())
     resp = ups.token(ups.code(verifier=None), basic=(CLIENT, SECRET))
-    assert resp.status_code == 200 and list(resp.json())[0] == "refresh_token_expires_in"
+    assert resp.status_code == 200 and next(iter(resp.json())) == "refresh_token_expires_in"
     assert ups.refresh(resp.json()["refresh_token"]).status_code == 200
     # The config file was applied: an unregistered client is refused.
     assert ups.authorize(client_id="STRANGER").status_code == 401
