@@ -10,11 +10,15 @@ any entry (``errors:`` section) when a team learns what UPS really says.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 from upsproxy.messages import Response
 
 __all__ = ["CATALOGUE", "ErrorSpec", "envelope", "error_response"]
+
+_JSON = (("Content-Type", "application/json"),)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,15 @@ def envelope(code: str, message: str) -> dict[str, object]:
     return {"response": {"errors": [{"code": code, "message": message}]}}
 
 
+@lru_cache(maxsize=256)
+def _body(spec: ErrorSpec) -> bytes:
+    return json.dumps(envelope(spec.code, spec.message), separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
 def error_response(spec: ErrorSpec, *, rule: str, extra: dict[str, str] | None = None) -> Response:
-    """The UPS answer for ``spec``; ``rule`` says in the log why it was chosen."""
-    return Response.json(spec.status, envelope(spec.code, spec.message), rule=rule, extra=extra)
+    """The UPS answer for ``spec``; ``rule`` says in the log why it was chosen.
+    Envelope bodies are encoded once per spec: errors are the hot path of
+    retry storms and load tests."""
+    return Response(spec.status, _JSON, _body(spec), rule, extra or {})
 
