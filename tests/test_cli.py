@@ -115,7 +115,7 @@ def test_port_in_use_is_a_clear_message(tmp_path):
         out = run("replay", "--listen", f"127.0.0.1:{port}", "--reverse-listen", "127.0.0.1:0",
                   "--confdir", str(tmp_path))
     assert out.returncode == 1 and "Error:" in out.stderr and "Traceback" not in out.stderr
-    assert str(port) in out.stderr
+    assert str(port) in out.stderr and "--listen 127.0.0.1:0" in out.stderr
 
 
 def test_ca_and_env(tmp_path):
@@ -169,3 +169,25 @@ def test_no_ups_traffic_is_pointed_out_at_shutdown(replay):
     code, log = replay.stop()
     assert code == 0 and "upsproxy saw no UPS traffic" in log
     assert "reverse" in log and "NO_PROXY" in log
+
+
+def test_env_refuses_port_zero(tmp_path):
+    out = run("env", "--confdir", str(tmp_path), "--listen", "127.0.0.1:0")
+    assert out.returncode == 2 and "not 0" in out.stderr
+
+
+def test_demo_with_a_registered_client(tmp_path):
+    config = tmp_path / "apps.yaml"
+    config.write_text("apps:\n  - client_id: MYAPP\n    client_secret: pw\n"
+                      "    redirect_uris: [https://my.example.test/cb]\n")
+    server = Replay("--config", str(config), confdir=tmp_path)
+    try:
+        assert f"with apps from {config}" in server.banner
+        assert "register client UPSPROXYDEMO" in server.banner
+        refused = run("demo", "--base-url", server.base_url)
+        assert refused.returncode == 1 and "ClientId is Invalid" in refused.stderr
+        out = run("demo", "--base-url", server.base_url, "--client-id", "MYAPP",
+                  "--client-secret", "pw", "--redirect-uri", "https://my.example.test/cb")
+        assert out.returncode == 0, out.stdout + out.stderr
+    finally:
+        server.stop()

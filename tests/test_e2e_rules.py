@@ -137,3 +137,8 @@ def test_requests_are_not_sent_anywhere_else(upsproxy):
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{UPS}/security/v1/oauth/authorize", timeout=5,
                      proxies={"https": "http://127.0.0.1:9"})
+
+
+@pytest.mark.upsproxy(config="tests/data/registry.yaml")
+def test_marker_paths_are_relative_to_the_rootdir(upsproxy):
+    assert upsproxy.sandbox.config.apps is not None and "TESTCLIENT" in upsproxy.sandbox.config.apps

@@ -284,3 +284,36 @@ def test_wrong_paths_and_methods(sandbox):
 def test_same_challenge_twice_gives_distinct_codes(sandbox):
     assert get_code(sandbox) != get_code(sandbox)
     assert s256_challenge(VERIFIER) in str(authorize_params())
+
+
+def test_a_cassettes_recorded_error_replaces_the_catalogue_entry(tmp_path):
+    from upsproxy.cassette import load_cassette
+    from upsproxy.clock import FrozenClock
+    from upsproxy.config import load_config
+    from upsproxy.sandbox import Sandbox, default_cassette_path
+
+    text = default_cassette_path().read_text().replace(
+        "message: Invalid Refresh Token}", "message: Refresh token not valid}")
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    refresh = post(REFRESH, {"grant_type": "refresh_token", "refresh_token": "x"}, auth=basic())
+    sandbox = Sandbox(load_cassette(path), clock=FrozenClock())
+    assert error_of(sandbox.handle(refresh)) == (400, "10400", "Refresh token not valid")
+    config = tmp_path / "config.yaml"
+    config.write_text("errors:\n  invalid_refresh_token: {message: From config}\n")
+    sandbox = Sandbox(load_cassette(path), clock=FrozenClock(), config=load_config(config))
+    assert error_of(sandbox.handle(refresh)) == (400, "10400", "From config")
+
+
+def test_auto_approve_keeps_the_app_headers():
+    resp = make_sandbox(auto_approve=True).handle(get(AUTHORIZE, authorize_params()))
+    assert resp.header("appname") and resp.header("displayname")
+
+
+def test_access_token_header_has_no_placeholders_and_a_stable_kid(sandbox):
+    import base64
+
+    heads = {tokens(sandbox)["access_token"].split(".")[0] for _ in range(3)}
+    assert len(heads) == 1
+    header = json.loads(base64.urlsafe_b64decode(heads.pop() + "=="))
+    assert "<<" not in json.dumps(header) and len(header["kid"]) == 36

@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from upsproxy import __version__
-from upsproxy.errors import UpsproxyError
+from upsproxy.errors import StartupError, UpsproxyError
 
 DEFAULT_CONFDIR = "~/.upsproxy"
 NO_TRAFFIC_HINT = (
@@ -110,9 +110,17 @@ def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple
     except UpsproxyError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        asyncio.run(_serve_replay(sandbox, listen, reverse_listen, confdir))
+        asyncio.run(_serve_replay(sandbox, listen, reverse_listen, confdir,
+                                  config_note=f" with apps from {config}" if config else ""))
+    except StartupError as exc:
+        hint = (" Is another upsproxy running? Pick other ports, or 0 for free ones: "
+                "--listen 127.0.0.1:0 --reverse-listen 127.0.0.1:0"
+                if "in use" in str(exc) else "")
+        click.echo(f"Error: {exc}.{hint}", err=True)
+        _exit_now(1)
     except UpsproxyError as exc:
-        raise click.ClickException(str(exc)) from None
+        click.echo(f"Error: {exc}", err=True)
+        _exit_now(1)
     _exit_now(0)
 
 
@@ -142,7 +150,7 @@ def replay_settings(confdir: Path, listen: tuple[str, int] | None,
 
 
 async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: tuple[str, int],
-                        confdir: Path) -> None:
+                        confdir: Path, config_note: str = "") -> None:
     from upsproxy import mitm
     from upsproxy.addons.replay import Replay
     from upsproxy.trust import combined_bundle, env_lines
@@ -157,14 +165,18 @@ async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: t
     bundle = combined_bundle(running.ca_cert)
     cassette = sandbox.cassette
     click.echo(f"upsproxy {__version__} replay: offline UPS sandbox "
-               f"({len(cassette.interactions)} interactions from {cassette.path})", err=True)
+               f"({len(cassette.interactions)} interactions from {cassette.path}{config_note})",
+               err=True)
     click.echo(f"  proxy     {running.proxy_url}   (HTTPS_PROXY; trust {running.ca_cert})",
                err=True)
     click.echo(f"  base URL  {running.reverse_url}   (use instead of https://wwwcie.ups.com)",
                err=True)
     click.echo("  env       " + "\n            ".join(
         env_lines(running.proxy_url or "", running.ca_cert, bundle)), err=True)
-    click.echo(f"  try it    upsproxy demo --base-url {running.reverse_url}", err=True)
+    demo_hint = (" (register client UPSPROXYDEMO, or pass --client-id/--client-secret/"
+                 "--redirect-uri)" if sandbox.config.apps is not None else "")
+    click.echo(f"  try it    upsproxy demo --base-url {running.reverse_url}{demo_hint}",
+               err=True)
     click.echo("  Ctrl-C to stop.", err=True)
     try:
         await stop.wait()
@@ -202,8 +214,11 @@ def env(confdir: Path, listen: tuple[str, int]) -> None:
     from upsproxy import mitm
     from upsproxy.trust import combined_bundle, env_lines
 
-    ca_cert = mitm.ensure_ca(confdir)
     host, port = listen
+    if port == 0:
+        raise click.BadParameter("give the port `upsproxy replay` printed, not 0",
+                                 param_hint="--listen")
+    ca_cert = mitm.ensure_ca(confdir)
     for line in env_lines(f"http://{host}:{port}", ca_cert, combined_bundle(ca_cert)):
         click.echo(line)
 
@@ -216,7 +231,14 @@ def env(confdir: Path, listen: tuple[str, int]) -> None:
               help="Talk to the sandbox's reverse listener (e.g. http://127.0.0.1:8081).")
 @click.option("--ups-url", default="https://wwwcie.ups.com", show_default=True,
               help="The UPS URL to use through --proxy.")
-def demo(proxy: str | None, confdir: Path, base_url: str | None, ups_url: str) -> None:
+@click.option("--client-id", default="UPSPROXYDEMO", show_default=True,
+              help="Client to authorize as (register it when the sandbox has a --config).")
+@click.option("--client-secret", default="demo-secret", show_default=True,
+              help="Its secret, sent with Basic auth on refresh.")
+@click.option("--redirect-uri", default="https://app.example.test/callback", show_default=True,
+              help="Its registered callback URL.")
+def demo(proxy: str | None, confdir: Path, base_url: str | None, ups_url: str, client_id: str,
+         client_secret: str, redirect_uri: str) -> None:
     """Run the whole OAuth flow against a running sandbox and show each step.
 
     authorize, login page, approve, PKCE token exchange, code reuse refused,
@@ -235,7 +257,8 @@ def demo(proxy: str | None, confdir: Path, base_url: str | None, ups_url: str) -
     target = (base_url or ups_url).rstrip("/")
     click.echo(f"upsproxy demo against {target}" + (f" through {proxy}" if proxy else ""))
     try:
-        run_demo(base_url=target, proxy=proxy, cafile=cafile, say=click.echo)
+        run_demo(base_url=target, proxy=proxy, cafile=cafile, say=click.echo,
+                 client_id=client_id, client_secret=client_secret, redirect_uri=redirect_uri)
     except DemoFailure as exc:
         raise click.ClickException(f"deviation: {exc}") from None
     except OSError as exc:

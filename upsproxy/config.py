@@ -14,11 +14,12 @@ Invalid`` and an unregistered redirect_uri ``10400 Invalid Redirect URL``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from upsproxy.envelopes import CATALOGUE, ErrorSpec
+from upsproxy.envelopes import CATALOGUE
 from upsproxy.errors import ConfigError
 from upsproxy.yamlfile import Invalid, locate, parse_text, read_text
 
@@ -40,7 +41,8 @@ class App:
 class SandboxConfig:
     apps: dict[str, App] | None = None
     """None: open sandbox (any client accepted and bound to its codes)."""
-    errors: dict[str, ErrorSpec] = field(default_factory=lambda: dict(CATALOGUE))
+    error_overrides: dict[str, dict[str, int | str]] = field(default_factory=dict)
+    """Changed fields of catalogue entries, by name; applied after the cassette's."""
 
 
 def load_config(path: str | Path) -> SandboxConfig:
@@ -72,16 +74,16 @@ def _build(data: Any) -> SandboxConfig:
             if app.client_id in apps:
                 raise Invalid(("apps", i), f"client_id {app.client_id!r} is listed twice")
             apps[app.client_id] = app
-    errors = dict(CATALOGUE)
+    overrides: dict[str, dict[str, int | str]] = {}
     raw_errors = data.get("errors") or {}
     if not isinstance(raw_errors, dict):
         raise Invalid(("errors",), "'errors' must map error names to {status, code, message}")
     for name, raw in raw_errors.items():
-        if name not in errors:
+        if name not in CATALOGUE:
             raise Invalid(("errors", name), f"unknown error name {name!r}; known: "
                           f"{', '.join(sorted(CATALOGUE))}")
-        errors[name] = _error(errors[name], raw, ("errors", name))
-    return SandboxConfig(apps, errors)
+        overrides[name] = _error(raw, ("errors", name))
+    return SandboxConfig(apps, overrides)
 
 
 def _app(raw: Any, where: tuple[str | int, ...]) -> App:
@@ -101,19 +103,25 @@ def _app(raw: Any, where: tuple[str | int, ...]) -> App:
     if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
         raise Invalid((*where, "redirect_uris") if "redirect_uris" in raw else where,
                       "redirect_uris must be a non-empty list of URLs")
+    for n, uri in enumerate(uris):
+        parts = urlsplit(uri)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+            raise Invalid((*where, "redirect_uris", n),
+                          f"redirect_uris: {uri!r} is not an absolute http(s) URL "
+                          "without a fragment")
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
         raise Invalid((*where, "name"), "name must be text")
     return App(client_id, secret, tuple(uris), name)
 
 
-def _error(base: ErrorSpec, raw: Any, where: tuple[str | int, ...]) -> ErrorSpec:
-    if not isinstance(raw, dict) or set(raw) - {"status", "code", "message"}:
-        raise Invalid(where, "an error override has only status, code and message")
-    status = raw.get("status", base.status)
-    if not isinstance(status, int) or not 400 <= status <= 599:
+def _error(raw: Any, where: tuple[str | int, ...]) -> dict[str, int | str]:
+    if not isinstance(raw, dict) or not raw or set(raw) - {"status", "code", "message"}:
+        raise Invalid(where, "an error override has status, code and/or message, nothing else")
+    if "status" in raw and (not isinstance(raw["status"], int) or isinstance(raw["status"], bool)
+                            or not 400 <= raw["status"] <= 599):
         raise Invalid((*where, "status"), "status must be an integer 400-599")
-    code, message = raw.get("code", base.code), raw.get("message", base.message)
-    if not isinstance(code, str) or not isinstance(message, str):
-        raise Invalid(where, "code and message must be text (quote numbers: \"10400\")")
-    return replace(base, status=status, code=code, message=message, observed=False)
+    for key in ("code", "message"):
+        if key in raw and not isinstance(raw[key], str):
+            raise Invalid((*where, key), f"{key} must be text (quote numbers: \"10400\")")
+    return dict(raw)

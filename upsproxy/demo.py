@@ -77,10 +77,11 @@ class _Client:
 
 
 def run_demo(*, base_url: str, proxy: str | None = None, cafile: str | None = None,
-             say: Callable[[str], None] = print) -> None:
+             say: Callable[[str], None] = print, client_id: str = CLIENT_ID,
+             client_secret: str = CLIENT_SECRET, redirect_uri: str = REDIRECT_URI) -> None:
     """Run the flow against ``base_url`` (UPS's URL when going through ``proxy``)."""
     client = _Client(proxy=proxy, cafile=cafile)
-    basic = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    basic = "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
     verifier = secrets.token_urlsafe(48)
 
     def expect(reply: _Reply, status: int, step: str) -> None:
@@ -88,7 +89,7 @@ def run_demo(*, base_url: str, proxy: str | None = None, cafile: str | None = No
             raise DemoFailure(f"{step}: expected HTTP {status}, got {reply.status}: "
                               f"{reply.body[:200]!r}")
 
-    query = urlencode({"client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI,
+    query = urlencode({"client_id": client_id, "redirect_uri": redirect_uri,
                        "response_type": "code", "scope": "read", "state": STATE,
                        "code_challenge": s256_challenge(verifier)})
     reply = client.send("GET", f"{base_url}/security/v1/oauth/authorize?{query}")
@@ -110,6 +111,9 @@ def run_demo(*, base_url: str, proxy: str | None = None, cafile: str | None = No
     expect(reply, 302, "approve")
     callback = urlsplit(reply.headers.get("location", ""))
     params = parse_qs(callback.query)
+    if not callback.geturl().startswith(redirect_uri):
+        raise DemoFailure(f"approve: redirected to {callback.geturl()[:80]!r}, "
+                          "not the redirect_uri")
     if params.get("state") != [STATE]:
         raise DemoFailure(f"callback: state came back as {params.get('state')!r}")
     code = params.get("code", [""])[0]
@@ -119,8 +123,8 @@ def run_demo(*, base_url: str, proxy: str | None = None, cafile: str | None = No
         "state intact")
 
     reply = client.send("POST", f"{base_url}/security/v1/oauth/token", form={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
-        "client_id": CLIENT_ID, "code_verifier": verifier})
+        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+        "client_id": client_id, "code_verifier": verifier})
     expect(reply, 200, "token (PKCE)")
     tokens = reply.json()
     if not isinstance(tokens, dict) or not all(isinstance(v, str) for v in tokens.values()):
@@ -130,8 +134,8 @@ def run_demo(*, base_url: str, proxy: str | None = None, cafile: str | None = No
         f"{len(tokens['access_token'])} chars, expires_in {tokens.get('expires_in')}")
 
     reply = client.send("POST", f"{base_url}/security/v1/oauth/token", form={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
-        "client_id": CLIENT_ID, "code_verifier": verifier})
+        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+        "client_id": client_id, "code_verifier": verifier})
     expect(reply, 400, "code reuse")
     say("5. same code again      -> 400, codes are single use")
 

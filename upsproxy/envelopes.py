@@ -11,12 +11,12 @@ any entry (``errors:`` section) when a team learns what UPS really says.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from upsproxy.messages import Response
 
-__all__ = ["CATALOGUE", "ErrorSpec", "envelope", "error_response"]
+__all__ = ["CATALOGUE", "ErrorSpec", "envelope", "error_response", "resolve"]
 
 _JSON = (("Content-Type", "application/json"),)
 
@@ -63,6 +63,20 @@ CATALOGUE: dict[str, ErrorSpec] = {
 
 def envelope(code: str, message: str) -> dict[str, object]:
     return {"response": {"errors": [{"code": code, "message": message}]}}
+
+
+def resolve(recorded: dict[str, tuple[int, str, str]],
+            overrides: dict[str, dict[str, int | str]]) -> dict[str, ErrorSpec]:
+    """The catalogue as this sandbox answers: a cassette's recorded answer for a
+    name replaces the sandbox's choice (it is what UPS said), and the config
+    file's overrides win over both."""
+    errors = dict(CATALOGUE)
+    for name, (status, code, message) in recorded.items():
+        if name in errors:
+            errors[name] = ErrorSpec(status, code, message, observed=True)
+    for name, changes in overrides.items():
+        errors[name] = replace(errors[name], observed=False, **changes)  # type: ignore[arg-type]
+    return errors
 
 
 @lru_cache(maxsize=256)

@@ -190,7 +190,8 @@ async def start_proxy(settings: ProxySettings, addons: Iterable[Any]) -> Running
         await asyncio.sleep(0)
         if not ok or errors.messages:
             await _stop_servers(master)
-            reason = "; ".join(errors.messages) or "the listeners could not be started"
+            unique = list(dict.fromkeys(m.strip() for m in errors.messages if m.strip()))
+            reason = "; ".join(unique) or "the listeners could not be started"
             raise StartupError(reason)
         await master.running()
     finally:

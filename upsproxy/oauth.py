@@ -18,12 +18,13 @@ with the right verifier. Success consumes atomically (see ``store``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
 from upsproxy.clock import Clock
 from upsproxy.config import SandboxConfig
-from upsproxy.envelopes import error_response
+from upsproxy.envelopes import ErrorSpec, error_response
 from upsproxy.forms import BasicCredentials, FormError, parse_basic, parse_form
 from upsproxy.login_page import login_form, login_problem
 from upsproxy.messages import Request, Response
@@ -46,14 +47,15 @@ class _Client:
 
 class AuthServer:
     def __init__(self, *, profile: ReplayProfile, config: SandboxConfig, store: StateStore,
-                 clock: Clock, minter: Minter, auto_approve: bool = False) -> None:
+                 clock: Clock, minter: Minter, errors: Mapping[str, ErrorSpec],
+                 auto_approve: bool = False) -> None:
         self.profile = profile
         self.config = config
         self.store = store
         self.clock = clock
         self.minter = minter
         self.auto_approve = auto_approve
-        self._errors = config.errors
+        self._errors = errors
 
     # -- helpers ------------------------------------------------------------------
     def _fail(self, name: str, rule: str, client_id: str | None = None) -> Response:
@@ -93,10 +95,15 @@ class AuthServer:
         state, scope = params.get("state"), params.get("scope")
         now = self.clock.now_ms()
         extra = {"client_id": client_id, "pkce": "yes" if challenge else "no"}
+        app_name = self._app_name(client_id)
+        headers = (("appname", app_name),
+                   ("displayname", app_name if app_name != self.profile.app_name
+                    else self.profile.display_name))
         if self.auto_approve:
             code = self._issue_code(client_id, redirect_uri, challenge, scope, now)
             location = _with_params(redirect_uri, [("code", code), ("state", state)])
-            return Response.redirect(location, rule="authorize.auto_approved", extra=extra)
+            return Response.redirect(location, rule="authorize.auto_approved", headers=headers,
+                                     extra=extra)
         txn = self.minter.alnum(32)
         self.store.put_login(txn, PendingLogin(client_id, redirect_uri, state, scope, challenge,
                                                now + self.profile.login_ttl_s * 1000))
@@ -104,10 +111,6 @@ class AuthServer:
         login_params = [("client_id", client_id), ("redirect_uri", redirect_uri),
                         ("response_type", "code"), ("scope", scope), ("state", state),
                         ("type", "ups_com_api"), ("upsproxy_txn", txn)]
-        app_name = self._app_name(client_id)
-        headers = (("appname", app_name),
-                   ("displayname", app_name if app_name != self.profile.app_name
-                    else self.profile.display_name))
         return Response.redirect(_with_params(base, login_params), rule="authorize.to_login",
                                  headers=headers, extra=extra)
 
@@ -279,7 +282,7 @@ class AuthServer:
                       rule: str, fields: tuple[tuple[str, str | None], ...]) -> Response:
         profile = self.profile
         access = self.minter.mint(profile.access_shape, now_s=now // 1000,
-                                  ttl_s=profile.access_ttl_s, client_id=client_id)
+                                  ttl_s=profile.access_ttl_s, client_id=client_id, scope=scope)
         refresh = self.minter.mint(profile.refresh_shape, client_id=client_id)
         self.store.put_tokens(
             access, AccessGrant(client_id, scope, now + profile.access_ttl_s * 1000),

@@ -59,11 +59,17 @@ class ProtectedApi:
             recorded = interaction.request.json()
             if recorded is None or recorded == body:
                 return _answer(interaction, grant.client_id)
-        log.info("no recorded API answer for %s %s; recorded paths: %s", req.method, req.path,
-                 ", ".join(sorted({f"{m} {p}" for m, p, _ in self._recorded})) or "none")
+        log.info("no recorded API answer for %s %s%s; recorded: %s", req.method, req.path,
+                 _query_text(key[2]), ", ".join(sorted(
+                     f"{m} {p}{_query_text(q)}" for m, p, q in self._recorded)) or "none")
         spec = self.errors["not_found"]
         return Response.json(spec.status, envelope(spec.code, spec.message),
                              rule="api.no_recorded_match", extra={"client_id": grant.client_id})
+
+
+def _query_text(pairs: tuple[tuple[str, str], ...]) -> str:
+    """Query parameter names (values may be personal) for a miss's log line."""
+    return "?" + "&".join(f"{k}=…" for k, _ in pairs) if pairs else ""
 
 
 def _parsed(body: bytes) -> Any:

@@ -8,7 +8,8 @@ in any project that depends on it:
 - ``upsproxy`` (per test): a fresh sandbox (empty state, its own clock) behind
   that server. Its ``base_url``, ``proxy_url``, ``ca_bundle``, ``clock`` and
   ``sandbox`` are what a test needs. Configure it with the marker
-  ``@pytest.mark.upsproxy(cassette=..., config=..., auto_approve=True)``.
+  ``@pytest.mark.upsproxy(cassette=..., config=..., auto_approve=True)``;
+  relative paths are taken from the rootdir.
 - ``upsproxy_env`` (per test): ``upsproxy`` plus ``HTTPS_PROXY`` and the CA
   variables set in ``os.environ`` for the test's duration.
 
@@ -18,6 +19,7 @@ sandbox is swapped per test.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,6 +112,7 @@ def upsproxy_server() -> Iterator[UpsproxyServer]:
                              combined_bundle(running.ca_cert), replay)
     finally:
         proxy.stop()
+        shutil.rmtree(confdir, ignore_errors=True)  # it holds the session CA's private key
 
 
 @pytest.fixture
@@ -117,11 +120,14 @@ def upsproxy(upsproxy_server: UpsproxyServer, request: pytest.FixtureRequest) ->
     """A fresh sandbox for this test (state, clock), configured by its marker."""
     marker = request.node.get_closest_marker("upsproxy")
     kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
-    options = SandboxOptions(
-        cassette=str(kwargs["cassette"]) if kwargs.get("cassette") else None,
-        config=str(kwargs["config"]) if kwargs.get("config") else None,
-        auto_approve=bool(kwargs.get("auto_approve", False)),
-    )
+    root = request.config.rootpath
+
+    def path(key: str) -> str | None:
+        """Marker paths are relative to the rootdir, wherever pytest was started."""
+        return str(root / kwargs[key]) if kwargs.get(key) else None
+
+    options = SandboxOptions(cassette=path("cassette"), config=path("config"),
+                             auto_approve=bool(kwargs.get("auto_approve", False)))
     sandbox = Sandbox.from_options(options)
     upsproxy_server.replay.sandbox = sandbox
     return UpsproxyHandle(upsproxy_server, sandbox)

@@ -17,7 +17,7 @@ from pathlib import Path
 from upsproxy.cassette import Cassette, load_cassette
 from upsproxy.clock import Clock, SandboxClock
 from upsproxy.config import SandboxConfig, load_config
-from upsproxy.envelopes import error_response
+from upsproxy.envelopes import error_response, resolve
 from upsproxy.messages import Request, Response
 from upsproxy.oauth import LOGIN_PATH, AuthServer
 from upsproxy.profile import profile_from_cassette
@@ -60,9 +60,13 @@ class Sandbox:
         self.store: StateStore = store if store is not None else MemoryStore()
         self.clock = clock if clock is not None else SandboxClock()
         self.profile = profile_from_cassette(cassette)
+        self.errors = resolve(
+            {name: (e.status, e.code, e.message) for name, e in self.profile.errors.items()},
+            self.config.error_overrides)
         self.auth = AuthServer(profile=self.profile, config=self.config, store=self.store,
-                               clock=self.clock, minter=Minter(rng), auto_approve=auto_approve)
-        self.api = ProtectedApi(cassette, self.store, self.clock, self.config.errors)
+                               clock=self.clock, minter=Minter(rng), errors=self.errors,
+                               auto_approve=auto_approve)
+        self.api = ProtectedApi(cassette, self.store, self.clock, self.errors)
         self._routes: dict[str, Callable[[Request], Response]] = {
             "/security/v1/oauth/authorize": self.auth.authorize,
             "/security/v1/oauth/token": self.auth.token,
@@ -88,7 +92,7 @@ class Sandbox:
             where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
             log.error("internal error %s at %s for %s %s", type(exc).__name__, where,
                       req.method, req.path)
-            return error_response(self.config.errors["server_error"], rule="internal_error")
+            return error_response(self.errors["server_error"], rule="internal_error")
 
     def _route(self, req: Request) -> Response:
         path = req.path
@@ -100,4 +104,4 @@ class Sandbox:
         if (path.startswith("/api/") and not path.startswith("/api/security/")
                 and (req.origin is not None or req.host in API_HOSTS)):
             return self.api.handle(req)
-        return error_response(self.config.errors["not_found"], rule="not_found")
+        return error_response(self.errors["not_found"], rule="not_found")

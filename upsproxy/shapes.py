@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["JwtShape", "Minter", "Shape", "TokenShape", "shape_from_mapping"]
@@ -72,11 +72,6 @@ class JwtShape:
     claims: dict[str, Any]
     signature_length: int = 512
     """Characters of base64url signature (RS384 with a 2048-bit key: 342)."""
-    _header_b64: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        head = json.dumps(self.header, separators=(",", ":")).encode()
-        object.__setattr__(self, "_header_b64", _b64url(head))
 
 
 Shape = TokenShape | JwtShape
@@ -118,6 +113,7 @@ class Minter:
 
     def __init__(self, rng: random.Random | None = None) -> None:
         self._rng = rng if rng is not None else random.SystemRandom()
+        self._headers: dict[int, tuple[JwtShape, str]] = {}
 
     def token(self, shape: TokenShape) -> str:
         raw = self._rng.randbytes(shape.nbytes)
@@ -135,24 +131,43 @@ class Minter:
         raw = self._rng.randbytes(length * 3 // 4 + 3)
         return _b64url(raw).translate(_NO_URL_PUNCT)[:length]
 
-    def jwt(self, shape: JwtShape, *, now_s: int, ttl_s: int, client_id: str) -> str:
+    def _fill(self, value: Any, client_id: str) -> Any:
+        if value == "<<client_id>>":
+            return client_id
+        if isinstance(value, str) and value.startswith("<<random:"):
+            return self.alnum(int(value[9:-2]))
+        return value
+
+    def _header(self, shape: JwtShape) -> str:
+        """The encoded header; placeholders in it (a ``kid``) are filled once per
+        minter, since a key id names the sandbox's key, not one token."""
+        cached = self._headers.get(id(shape))
+        if cached is None or cached[0] is not shape:
+            header = {name: self._fill(value, "") for name, value in shape.header.items()}
+            cached = (shape, _b64url(json.dumps(header, separators=(",", ":")).encode()))
+            self._headers[id(shape)] = cached
+        return cached[1]
+
+    def jwt(self, shape: JwtShape, *, now_s: int, ttl_s: int, client_id: str,
+            scope: str | None = None) -> str:
         claims: dict[str, Any] = {}
         for name, value in shape.claims.items():
             if name in _TIME_CLAIMS:
                 value = now_s
             elif name == "exp":
                 value = now_s + ttl_s
-            elif value == "<<client_id>>":
-                value = client_id
-            elif isinstance(value, str) and value.startswith("<<random:"):
-                value = self.alnum(int(value[9:-2]))
+            elif name == "scope" and scope is not None:
+                value = scope
+            else:
+                value = self._fill(value, client_id)
             claims[name] = value
         payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
         sig_bytes = self._rng.randbytes(shape.signature_length * 3 // 4 + 1)
         signature = _b64url(sig_bytes)[: shape.signature_length]
-        return f"{shape._header_b64}.{payload}.{signature}"
+        return f"{self._header(shape)}.{payload}.{signature}"
 
-    def mint(self, shape: Shape, *, now_s: int = 0, ttl_s: int = 0, client_id: str = "") -> str:
+    def mint(self, shape: Shape, *, now_s: int = 0, ttl_s: int = 0, client_id: str = "",
+             scope: str | None = None) -> str:
         if isinstance(shape, JwtShape):
-            return self.jwt(shape, now_s=now_s, ttl_s=ttl_s, client_id=client_id)
+            return self.jwt(shape, now_s=now_s, ttl_s=ttl_s, client_id=client_id, scope=scope)
         return self.token(shape)
