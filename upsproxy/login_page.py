@@ -28,6 +28,8 @@ _STYLE = (
 def _page(title: str, inner: str, status: int, rule: str) -> Response:
     html = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        '<link rel=icon href="data:,">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body><main>{inner}</main></body></html>"
     )
@@ -52,9 +54,10 @@ def login_form(*, txn: str, app_name: str, client_id: str, scope: str | None,
         '<label for=username>User ID</label>'
         '<input type=text id=username name=username value="sandbox-user" autocomplete=off>'
         '<label for=password>Password</label>'
-        '<input type=password id=password name=password value="sandbox">'
+        '<input type=password id=password name=password value="sandbox" '
+        'autocomplete=current-password>'
         '<div class=row>'
-        '<button type=submit id=approve name=decision value=approve>Approve</button>'
+        '<button type=submit id=approve name=decision value=approve autofocus>Approve</button>'
         '<button type=submit id=deny name=decision value=deny>Deny</button>'
         "</div></form>"
         '<p class=note>Offline sandbox: any user ID and password are accepted.</p>'

@@ -36,6 +36,8 @@ from upsproxy.store import AccessGrant, CodeGrant, PendingLogin, RefreshGrant, S
 __all__ = ["AuthServer"]
 
 LOGIN_PATH = "/lasso/signin"
+_LOGIN_GONE = ("This sign-in is unknown, was already used, or has expired (after "
+               "10 minutes). Start again from your application.")
 
 
 @dataclass
@@ -128,8 +130,7 @@ class AuthServer:
             txn = dict(req.query_pairs).get("upsproxy_txn", "")
             pending = self.store.get_login(txn, now) if txn else None
             if pending is None:
-                return login_problem("This sign-in link is unknown or has expired. "
-                                     "Start again from your application.", "login.unknown")
+                return login_problem(_LOGIN_GONE, "login.unknown")
             return login_form(txn=txn, app_name=self._app_name(pending.client_id),
                               client_id=pending.client_id, scope=pending.scope,
                               action=LOGIN_PATH)
@@ -143,8 +144,7 @@ class AuthServer:
         txn = form.get("upsproxy_txn", "")
         pending = self.store.take_login(txn, now) if txn else None
         if pending is None:
-            return login_problem("This sign-in has expired or was already used. "
-                                 "Start again from your application.", "login.unknown")
+            return login_problem(_LOGIN_GONE, "login.unknown")
         extra = {"client_id": pending.client_id}
         if form.get("decision") == "deny":
             location = _with_params(pending.redirect_uri,
