@@ -25,6 +25,7 @@ except ImportError:  # loaded with `mitmdump -s` from a checkout that is not ins
     from upsproxy.errors import UpsproxyError
 
 from upsproxy import mitm
+from upsproxy.messages import printable
 from upsproxy.sandbox import UPS_HOSTS, Sandbox, SandboxOptions
 
 exchange_log = logging.getLogger("upsproxy.exchange")
@@ -67,23 +68,27 @@ class Replay:
         if flow.response or not flow.live or self.sandbox is None:
             return
         origin = mitm.reverse_origin(flow)
-        if origin is None and flow.request.pretty_host.lower() not in UPS_HOSTS:
+        if origin is None and mitm.target_host(flow) not in UPS_HOSTS:
             return  # not UPS: pass through untouched
         req = mitm.to_request(flow)
         response = self.sandbox.handle(req)
         self.answered += 1
-        mitm.apply_response(flow, response)
+        try:
+            mitm.apply_response(flow, response)
+        except ValueError:  # a header value mitmproxy cannot encode: answer, never forward
+            response = self.sandbox.internal_error("unsendable_response")
+            mitm.apply_response(flow, response)
         client = response.extra.get("client_id")
-        exchange_log.info("%s %s%s -> %d %s%s", req.method, req.host if origin is None else
-                          origin, req.path, response.status, response.rule,
-                          f" client={client}" if client else "")
+        exchange_log.info("%s %s%s -> %d %s%s", req.method,
+                          req.host if origin is None else origin, printable(req.path),
+                          response.status, response.rule,
+                          f" client={printable(client)}" if client else "")
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         """Offline means offline: never dial UPS, whatever else happens."""
         server: Server = data.server
-        address = server.address
-        host = (server.sni or (address[0] if address else "") or "").lower()
-        if host in UPS_HOSTS:
+        names = {server.sni or "", server.address[0] if server.address else ""}
+        if any(name.lower().rstrip(".") in UPS_HOSTS for name in names):
             self.upstream_attempts += 1
             server.error = "upsproxy replay never connects to UPS"
 

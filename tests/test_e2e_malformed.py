@@ -1,6 +1,10 @@
 """Malformed input gets a UPS-shaped 400 and the sandbox keeps serving."""
 
+import gzip
 import json
+import re
+from html import unescape
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -73,3 +77,44 @@ def test_garbage_on_every_endpoint_never_gives_an_uninjected_5xx(upsproxy_env):
                                        headers={"Content-Type": FORM})
                 assert 400 <= resp.status_code < 500, (method, path, body, resp.status_code)
                 assert "errors" in resp.json()["response"]
+
+
+def test_a_compressed_form_body_is_refused_not_misread(upsproxy_env):
+    resp = requests.post(TOKEN, data=gzip.compress(GOOD.encode()), auth=(CLIENT, SECRET),
+                         headers={"Content-Type": FORM, "Content-Encoding": "gzip"}, timeout=10)
+    assert envelope(resp) == (400, "10400", "Invalid Request Body")
+
+
+def test_a_query_that_is_not_utf8_gets_a_400(upsproxy_env):
+    resp = requests.get(f"{UPS}/security/v1/oauth/authorize?client_id=%ff%fe&response_type=code",
+                        allow_redirects=False, timeout=10)
+    assert resp.status_code == 400 and resp.json()["response"]["errors"][0]["code"] == "10400"
+
+
+@pytest.mark.parametrize("redirect_uri", [f"{CALLBACK}\r\nSet-Cookie: x=1", f"{CALLBACK} x",
+                                          f"{CALLBACK}\x00"])
+def test_a_redirect_uri_with_control_characters_is_refused(upsproxy_env, redirect_uri):
+    resp = UpsClient().authorize(redirect_uri=redirect_uri)
+    assert resp.status_code == 400 and "Set-Cookie" not in resp.headers
+    assert resp.json()["response"]["errors"][0]["code"] == "10400"
+
+
+def test_the_login_form_needs_an_explicit_decision_and_keeps_the_sign_in(upsproxy_env):
+    ups = UpsClient()
+    location = ups.authorize().headers["Location"]
+    page = ups.http.get(location, timeout=10).text
+    txn = unescape(re.search(r'name=upsproxy_txn value="([^"]+)"', page).group(1))
+    action = urljoin(location, unescape(re.search(r'action="([^"]+)"', page).group(1)))
+    refused = ups.http.post(action, data={"upsproxy_txn": txn, "decision": "maybe"},
+                            allow_redirects=False, timeout=10)
+    assert refused.status_code == 400 and "decision=approve" in refused.text
+    approved = ups.http.post(action, data={"upsproxy_txn": txn, "decision": "approve"},
+                             allow_redirects=False, timeout=10)
+    assert approved.status_code == 302 and "code=" in approved.headers["Location"]
+
+
+def test_head_is_answered_without_a_body(upsproxy_env):
+    resp = requests.head(f"{UPS}/security/v1/oauth/token", timeout=10)
+    get = requests.get(f"{UPS}/security/v1/oauth/token", timeout=10)
+    assert resp.status_code == get.status_code and resp.content == b""
+    assert resp.headers["Content-Length"] == str(len(get.content))

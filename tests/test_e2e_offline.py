@@ -96,3 +96,21 @@ def test_ups_hosts_are_intercepted_with_upsproxy_ca(upsproxy):
             issuer = dict(x[0] for x in tls.getpeercert()["issuer"])
             assert issuer["organizationName"] == "upsproxy"
     assert upsproxy.upstream_attempts == 0
+
+
+@pytest.mark.parametrize("host", ["wwwcie.ups.com.", "WWWCIE.UPS.COM"])
+def test_spellings_of_a_ups_host_are_answered_offline(upsproxy, ups_unresolvable, host):
+    """A trailing dot or capitals name the same host: answered in-process, never dialled."""
+    proxy_host, proxy_port = upsproxy.proxy_url.removeprefix("http://").split(":")
+    context = ssl.create_default_context(cafile=str(upsproxy.ca_cert))
+    with socket.create_connection((proxy_host, int(proxy_port)), timeout=10) as sock:
+        sock.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        with context.wrap_socket(sock, server_hostname="wwwcie.ups.com") as tls:
+            tls.sendall(f"POST /security/v1/oauth/token HTTP/1.1\r\nHost: {host}\r\n"
+                        "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := tls.recv(4096):
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 40") and b'"errors"' in data
+    assert ups_unresolvable == [] and upsproxy.upstream_attempts == 0

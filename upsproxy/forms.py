@@ -32,8 +32,14 @@ class FormError(ValueError):
         self.detail = detail
 
 
-def parse_form(content_type: str | None, body: bytes) -> dict[str, str]:
-    """The form's fields, or FormError. Duplicated names are an error."""
+def parse_form(content_type: str | None, body: bytes,
+               content_encoding: str | None = None) -> dict[str, str]:
+    """The form's fields, or FormError. Duplicated names are an error.
+
+    Compressed bodies are refused: token requests are tiny, and inflating first
+    would let a small gzip body grow unbounded before the size check."""
+    if content_encoding and content_encoding.strip().lower() != "identity":
+        raise FormError("invalid_body", "compressed body (Content-Encoding)")
     if len(body) > MAX_FORM_BYTES:
         raise FormError("body_too_large", f"body of {len(body)} bytes")
     media = (content_type or "").split(";", 1)[0].strip().lower()

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import parse_qsl
 
-__all__ = ["Request", "Response"]
+__all__ = ["Request", "Response", "printable"]
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` fit for one log line: control characters escaped (no forged lines,
+    no terminal escapes), cut at ``limit``."""
+    if text.isprintable() and len(text) <= limit:
+        return text
+    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                      for c in text[:limit])
+    return escaped + ("…" if len(text) > limit else "")
 
 
 @dataclass(frozen=True, slots=False)
@@ -52,7 +62,10 @@ class Request:
 
     @cached_property
     def query_pairs(self) -> list[tuple[str, str]]:
-        return parse_qsl(self.query, keep_blank_values=True)
+        """Decoded query parameters; ValueError (UnicodeError) when the query is not
+        percent-encoded UTF-8: a lossy decode would change ``state``'s bytes."""
+        self.query.encode("utf-8")  # raw non-UTF-8 bytes arrive as lone surrogates
+        return parse_qsl(self.query, keep_blank_values=True, errors="strict")
 
 
 @dataclass(frozen=True)

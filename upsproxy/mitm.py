@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mitmproxy import certs, http
+from mitmproxy import certs, exceptions, http
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 from mitmproxy.options import Options
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 CA_BASENAME = "mitmproxy"
 CA_CERT_NAME = f"{CA_BASENAME}-ca-cert.pem"
-UPS_ALLOW_HOSTS = [r"^(?:wwwcie|onlinetools|www)\.ups\.com(?::[0-9]+)?$"]
+UPS_ALLOW_HOSTS = [r"^(?:wwwcie|onlinetools|www)\.ups\.com\.?(?::[0-9]+)?$"]
 
 
 # -- flows <-> core ------------------------------------------------------------------
@@ -63,16 +63,23 @@ def reverse_origin(flow: http.HTTPFlow) -> str | None:
     return f"http://{host}:{sockname[1]}"
 
 
+def target_host(flow: http.HTTPFlow) -> str:
+    """The host the request is for, normalised: the request target (not the Host
+    header, which a client may set to anything), lower-case, without a trailing
+    dot (``wwwcie.ups.com.`` is the same host)."""
+    return flow.request.host.lower().rstrip(".")
+
+
 def to_request(flow: http.HTTPFlow) -> Request:
+    """The core's view of a request. The body stays as sent: decompressing it here
+    would let a small gzip body inflate to gigabytes before any size check, so the
+    core refuses encoded bodies instead."""
     req = flow.request
-    try:
-        body = req.content or b""
-    except ValueError:  # undecodable Content-Encoding: let the core see raw bytes
-        body = req.raw_content or b""
+    body = req.raw_content or b""
     path, _, query = req.path.partition("?")
     return Request(
         method=req.method.upper(),
-        host=req.pretty_host.lower(),
+        host=target_host(flow),
         path=path,
         query=query,
         headers=tuple((k.lower(), v) for k, v in req.headers.items(multi=True)),
@@ -83,11 +90,14 @@ def to_request(flow: http.HTTPFlow) -> Request:
 
 
 def apply_response(flow: http.HTTPFlow, response: Response) -> None:
+    head = flow.request.method.upper() == "HEAD"
     flow.response = http.Response.make(
         response.status,
-        response.body,
+        b"" if head else response.body,
         [(k.encode(), v.encode()) for k, v in response.headers],
     )
+    if head:  # a HEAD answer announces the body's length but carries none
+        flow.response.headers["content-length"] = str(len(response.body))
     flow.is_replay = "response"
 
 
@@ -101,9 +111,12 @@ def ensure_ca(confdir: Path) -> Path:
     upsproxy's name, so a user who inspects a certificate sees who signed it.
     """
     confdir = confdir.expanduser()
-    if not (confdir / f"{CA_BASENAME}-ca.pem").exists():
-        certs.CertStore.create_store(confdir, CA_BASENAME, 2048, organization="upsproxy",
-                                     cn="upsproxy sandbox CA (local, not for production)")
+    try:
+        if not (confdir / f"{CA_BASENAME}-ca.pem").exists():
+            certs.CertStore.create_store(confdir, CA_BASENAME, 2048, organization="upsproxy",
+                                         cn="upsproxy sandbox CA (local, not for production)")
+    except OSError as exc:
+        raise StartupError(f"cannot create the CA in {confdir}: {exc.strerror}") from None
     return confdir / CA_CERT_NAME
 
 
@@ -143,6 +156,11 @@ def _url(address: tuple[str, int] | None) -> str | None:
     return f"http://{host}:{address[1]}"
 
 
+def _spec_address(address: tuple[str, int]) -> str:
+    host = f"[{address[0]}]" if ":" in address[0] else address[0]
+    return f"{host}:{address[1]}"
+
+
 def _free_port(host: str) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -169,10 +187,13 @@ async def start_proxy(settings: ProxySettings, addons: Iterable[Any]) -> Running
     if listen and reverse and listen[1] == 0 and reverse[1] == 0 and listen[0] == reverse[0]:
         # mitmproxy refuses two modes on the same "host:0"; give one a real free port.
         reverse = (reverse[0], _free_port(reverse[0]))
+    if listen and reverse and listen == reverse:
+        raise StartupError(f"the proxy and the reverse listener cannot share "
+                           f"{_url(listen)}; give them different ports")
     if listen:
-        modes.append(f"regular@{listen[0]}:{listen[1]}")
+        modes.append(f"regular@{_spec_address(listen)}")
     if reverse:
-        modes.append(f"reverse:{settings.reverse_target}@{reverse[0]}:{reverse[1]}")
+        modes.append(f"reverse:{settings.reverse_target}@{_spec_address(reverse)}")
     ensure_ca(settings.confdir)
     master = Master(Options(), with_termlog=False)
     master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
@@ -183,8 +204,11 @@ async def start_proxy(settings: ProxySettings, addons: Iterable[Any]) -> Running
     try:
         # confdir last and through update(): with it in Options(...) mitmproxy 12 can
         # accept a connection before the CA store exists (DESIGN §8).
-        master.options.update(mode=modes, **settings.options)
-        master.options.update(confdir=str(settings.confdir.expanduser()))
+        try:
+            master.options.update(mode=modes, **settings.options)
+            master.options.update(confdir=str(settings.confdir.expanduser()))
+        except exceptions.OptionsError as exc:
+            raise StartupError(str(exc)) from None
         ps = master.addons.get("proxyserver")
         ok = await ps.setup_servers()
         await asyncio.sleep(0)

@@ -18,7 +18,7 @@ from upsproxy.cassette import Cassette, load_cassette
 from upsproxy.clock import Clock, SandboxClock
 from upsproxy.config import SandboxConfig, load_config
 from upsproxy.envelopes import error_response, resolve
-from upsproxy.messages import Request, Response
+from upsproxy.messages import Request, Response, printable
 from upsproxy.oauth import LOGIN_PATH, AuthServer
 from upsproxy.profile import profile_from_cassette
 from upsproxy.protected import ProtectedApi
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 API_HOSTS = frozenset({"wwwcie.ups.com", "onlinetools.ups.com"})
 LOGIN_HOSTS = frozenset({"www.ups.com"})
 UPS_HOSTS = API_HOSTS | LOGIN_HOSTS
+MAX_QUERY = 8 * 1024
+"""Longer queries (an 8 MB ``state``) are refused rather than stored and echoed."""
 DEFAULT_CASSETTE = Path(__file__).resolve().parent / "cassettes" / "ups-cie.yaml"
 
 
@@ -83,7 +85,7 @@ class Sandbox:
 
     def handle(self, req: Request) -> Response:
         try:
-            return self._route(req)
+            response = self._route(req)
         except Exception as exc:  # noqa: BLE001 - the proxy must keep serving
             # Only the type and place: an exception's text may carry request data.
             tb = exc.__traceback__
@@ -91,11 +93,28 @@ class Sandbox:
                 tb = tb.tb_next
             where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
             log.error("internal error %s at %s for %s %s", type(exc).__name__, where,
-                      req.method, req.path)
-            return error_response(self.errors["server_error"], rule="internal_error")
+                      req.method, printable(req.path))
+            return self.internal_error("internal_error")
+        for _, value in response.headers:
+            if not value.isprintable():
+                # CR/LF from a cassette or config value would split the answer.
+                log.error("refusing to send a header with control characters (%s)",
+                          response.rule)
+                return self.internal_error("unsafe_header")
+        return response
+
+    def internal_error(self, rule: str) -> Response:
+        return error_response(self.errors["server_error"], rule=rule)
 
     def _route(self, req: Request) -> Response:
         path = req.path
+        if req.query:
+            if len(req.query) > MAX_QUERY:
+                return error_response(self.errors["invalid_request"], rule="query_too_long")
+            try:
+                req.query_pairs  # noqa: B018 - parse once, strictly, before any handler
+            except ValueError:
+                return error_response(self.errors["invalid_request"], rule="query_not_utf8")
         if path == LOGIN_PATH and (req.origin is not None or req.host in LOGIN_HOSTS):
             return self.auth.login(req)
         handler = self._routes.get(path)
