@@ -1,5 +1,6 @@
 """The state machine without a proxy: every rule of DESIGN §3/§5 once."""
 
+import base64
 import json
 
 import pytest
@@ -67,6 +68,15 @@ def test_token_answer_has_the_recorded_shape(sandbox):
     assert body["access_token"].count(".") == 2
 
 
+def test_jwt_times_come_from_the_clock_and_outlive_expires_in_by_a_second(sandbox):
+    sandbox.clock.advance(3600)
+    body = tokens(sandbox)
+    payload = body["access_token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["iat"] == int(body["issued_at"]) // 1000 == sandbox.clock.now_ms() // 1000
+    assert claims["exp"] - claims["iat"] == int(body["expires_in"]) + 1 == 14400
+
+
 def test_plain_flow_with_basic_auth():
     sandbox = make_sandbox()
     code = get_code(sandbox, verifier=None)
@@ -129,7 +139,8 @@ def test_plain_challenge_method_fails_at_token(sandbox):
     params.update(code_challenge=VERIFIER, code_challenge_method="plain")
     resp = sandbox.handle(get(AUTHORIZE, params))
     txn = query_of(resp.header("location"))["upsproxy_txn"][0]
-    approved = sandbox.handle(post("/lasso/signin", {"upsproxy_txn": txn}, host="www.ups.com"))
+    approved = sandbox.handle(post("/lasso/signin", {"upsproxy_txn": txn, "decision": "approve"},
+                                   host="www.ups.com"))
     code = query_of(approved.header("location"))["code"][0]
     resp = sandbox.handle(post(TOKEN, token_fields(code)))
     assert error_of(resp) == (400, "10400", "Invalid code_verifier")

@@ -9,7 +9,7 @@ FAR = 10**13
 
 def test_one_code_redeemed_by_20_threads_wins_once():
     store = MemoryStore()
-    store.put_code("c", CodeGrant("C", "https://cb", None, None, FAR))
+    store.put_code("c", CodeGrant("C", "https://cb", None, None, FAR), 0)
     with ThreadPoolExecutor(20) as pool:
         results = list(pool.map(lambda _: store.redeem_code("c", 0, lambda g: None), range(20)))
     assert sum(1 for grant, _ in results if grant is not None) == 1
@@ -26,7 +26,7 @@ def test_one_refresh_token_rotated_by_20_threads_wins_once():
 
 def test_failed_check_keeps_the_grant():
     store = MemoryStore()
-    store.put_code("c", CodeGrant("C", "https://cb", None, None, FAR))
+    store.put_code("c", CodeGrant("C", "https://cb", None, None, FAR), 0)
     assert store.redeem_code("c", 0, lambda g: "nope") == (None, "nope")
     grant, failure = store.redeem_code("c", 0, lambda g: None)
     assert grant is not None and failure is None
@@ -34,8 +34,20 @@ def test_failed_check_keeps_the_grant():
 
 def test_expiry_and_unknown():
     store = MemoryStore()
-    store.put_code("c", CodeGrant("C", "https://cb", None, None, 100))
+    store.put_code("c", CodeGrant("C", "https://cb", None, None, 100), 0)
     assert store.redeem_code("c", 100, lambda g: None) == (None, "expired")
     assert store.redeem_code("x", 0, lambda g: None) == (None, "unknown")
     store.put_tokens("a", AccessGrant("C", None, 100), "r", RefreshGrant("C", None, 0, 100, 0))
     assert store.get_access("a", 99) is not None and store.get_access("a", 100) is None
+
+
+def test_a_flood_of_unredeemed_logins_and_codes_is_swept():
+    store = MemoryStore()
+    day = 86_400_000
+    for n in range(MemoryStore.SWEEP_EVERY):
+        store.put_code(f"old{n}", CodeGrant("C", "https://cb", None, None, 600_000), 0)
+    assert store.counts()["codes"] == MemoryStore.SWEEP_EVERY
+    # Only puts happen (nobody redeems); the clock two days later is enough to sweep.
+    for n in range(MemoryStore.SWEEP_EVERY):
+        store.put_code(f"new{n}", CodeGrant("C", "https://cb", None, None, 3 * day), 2 * day)
+    assert store.counts()["codes"] == MemoryStore.SWEEP_EVERY

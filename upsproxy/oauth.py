@@ -86,7 +86,8 @@ class AuthServer:
             return self._fail("invalid_client", "authorize.unknown_client", client_id)
         redirect_uri = params.get("redirect_uri", "")
         parts = urlsplit(redirect_uri)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+        if (parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment
+                or not redirect_uri.isprintable() or " " in redirect_uri):
             return self._fail("invalid_redirect", "authorize.bad_redirect_uri", client_id)
         if apps is not None and redirect_uri not in apps[client_id].redirect_uris:
             return self._fail("invalid_redirect", "authorize.unregistered_redirect_uri", client_id)
@@ -108,7 +109,7 @@ class AuthServer:
                                      extra=extra)
         txn = self.minter.alnum(32)
         self.store.put_login(txn, PendingLogin(client_id, redirect_uri, state, scope, challenge,
-                                               now + self.profile.login_ttl_s * 1000))
+                                               now + self.profile.login_ttl_s * 1000), now)
         base = f"{req.origin}{LOGIN_PATH}" if req.origin else self.profile.login_url
         login_params = [("client_id", client_id), ("redirect_uri", redirect_uri),
                         ("response_type", "code"), ("scope", scope), ("state", state),
@@ -120,7 +121,7 @@ class AuthServer:
                     scope: str | None, now: int) -> str:
         code = self.minter.mint(self.profile.code_shape, client_id=client_id)
         self.store.put_code(code, CodeGrant(client_id, redirect_uri, challenge, scope,
-                                            now + self.profile.code_ttl_s * 1000))
+                                            now + self.profile.code_ttl_s * 1000), now)
         return code
 
     # -- GET/POST /lasso/signin (the login page) --------------------------------------
@@ -137,7 +138,8 @@ class AuthServer:
         if req.method != "POST":
             return login_problem("Method not allowed.", "login.method")
         try:
-            form = parse_form(req.header("content-type"), req.body)
+            form = parse_form(req.header("content-type"), req.body,
+                              req.header("content-encoding"))
         except FormError as exc:
             return login_problem(f"The sign-in form was not understood ({exc.reason}).",
                                  "login.bad_form")
@@ -146,7 +148,12 @@ class AuthServer:
         if pending is None:
             return login_problem(_LOGIN_GONE, "login.unknown")
         extra = {"client_id": pending.client_id}
-        if form.get("decision") == "deny":
+        decision = form.get("decision")
+        if decision not in ("approve", "deny"):
+            self.store.put_login(txn, pending, now)  # a broken form must not cost the sign-in
+            return login_problem("The sign-in form needs decision=approve or decision=deny.",
+                                 "login.bad_decision")
+        if decision == "deny":
             location = _with_params(pending.redirect_uri,
                                     [("error", "access_denied"), ("state", pending.state)])
             return Response.redirect(location, rule="login.denied", extra=extra)
@@ -199,7 +206,8 @@ class AuthServer:
         if req.method != "POST":
             return self._fail("method_not_allowed", f"{where}.method")
         try:
-            return parse_form(req.header("content-type"), req.body)
+            return parse_form(req.header("content-type"), req.body,
+                              req.header("content-encoding"))
         except FormError as exc:
             return self._fail(exc.reason, f"{where}.{exc.reason}")
 
@@ -281,11 +289,15 @@ class AuthServer:
     def _issue_tokens(self, client_id: str, scope: str | None, refresh_count: int, now: int,
                       rule: str, fields: tuple[tuple[str, str | None], ...]) -> Response:
         profile = self.profile
+        # As captured from UPS: expires_in (14399) is one second short of the
+        # token's real life (JWT exp - iat = 14400), so an app that trusts
+        # expires_in never sends a token in its last second.
+        life_s = profile.access_ttl_s + 1
         access = self.minter.mint(profile.access_shape, now_s=now // 1000,
-                                  ttl_s=profile.access_ttl_s, client_id=client_id, scope=scope)
+                                  ttl_s=life_s, client_id=client_id, scope=scope)
         refresh = self.minter.mint(profile.refresh_shape, client_id=client_id)
         self.store.put_tokens(
-            access, AccessGrant(client_id, scope, now + profile.access_ttl_s * 1000),
+            access, AccessGrant(client_id, scope, now + life_s * 1000),
             refresh, RefreshGrant(client_id, scope, now, now + profile.refresh_ttl_s * 1000,
                                   refresh_count))
         dynamic = {

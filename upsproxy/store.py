@@ -70,10 +70,10 @@ Check = Callable[[G], str | None]
 
 
 class StateStore(Protocol):
-    def put_login(self, txn: str, login: PendingLogin) -> None: ...
+    def put_login(self, txn: str, login: PendingLogin, now_ms: int) -> None: ...
     def get_login(self, txn: str, now_ms: int) -> PendingLogin | None: ...
     def take_login(self, txn: str, now_ms: int) -> PendingLogin | None: ...
-    def put_code(self, code: str, grant: CodeGrant) -> None: ...
+    def put_code(self, code: str, grant: CodeGrant, now_ms: int) -> None: ...
     def redeem_code(
         self, code: str, now_ms: int, check: Check[CodeGrant]
     ) -> tuple[CodeGrant | None, str | None]: ...
@@ -111,10 +111,10 @@ class MemoryStore:
         self._last_now_ms = 0
 
     # -- login transactions -------------------------------------------------
-    def put_login(self, txn: str, login: PendingLogin) -> None:
+    def put_login(self, txn: str, login: PendingLogin, now_ms: int) -> None:
         with self._lock:
             self._logins[txn] = login
-            self._count_put(login.expires_ms)
+            self._count_put(now_ms)
 
     def get_login(self, txn: str, now_ms: int) -> PendingLogin | None:
         login = self._logins.get(txn)
@@ -126,10 +126,10 @@ class MemoryStore:
         return login if login is not None and login.expires_ms > now_ms else None
 
     # -- codes ----------------------------------------------------------------
-    def put_code(self, code: str, grant: CodeGrant) -> None:
+    def put_code(self, code: str, grant: CodeGrant, now_ms: int) -> None:
         with self._lock:
             self._codes[code] = grant
-            self._count_put(grant.expires_ms)
+            self._count_put(now_ms)
 
     def redeem_code(
         self, code: str, now_ms: int, check: Check[CodeGrant]
@@ -156,7 +156,7 @@ class MemoryStore:
         with self._lock:
             self._access[access] = access_grant
             self._refresh[refresh] = refresh_grant
-            self._count_put(0)
+            self._count_put(refresh_grant.issued_ms)
 
     def rotate_refresh(
         self, token: str, now_ms: int, check: Check[RefreshGrant]
@@ -196,9 +196,10 @@ class MemoryStore:
         }
 
     # -- housekeeping -----------------------------------------------------------
-    def _count_put(self, _expires_ms: int) -> None:
+    def _count_put(self, now_ms: int) -> None:
         """Every SWEEP_EVERY writes, drop what expired a day before the sandbox's
         latest "now" (lock held). Tombstones outlive their grant by that day."""
+        self._last_now_ms = max(self._last_now_ms, now_ms)
         self._puts += 1
         if self._puts % self.SWEEP_EVERY:
             return
