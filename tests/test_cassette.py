@@ -102,3 +102,55 @@ def test_not_a_mapping_and_missing_file(tmp_path):
 def test_python_tags_are_refused():
     err = problem("version: 1\ninteractions: !!python/object/apply:os.system ['true']\n")
     assert "YAML" in err.reason
+
+
+def test_yaml_aliases_are_refused_before_they_can_expand():
+    bomb = ("version: 1\nmeta:\n  a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"  {chr(98 + n)}: &{chr(98 + n)} [*{chr(97 + n)}, *{chr(97 + n)},"
+                      f" *{chr(97 + n)}, *{chr(97 + n)}]\n" for n in range(8))
+            + "interactions: []\n")
+    err = problem(bomb)
+    assert "aliases" in err.reason and err.line == 4
+
+
+def test_scalar_aliases_and_asterisks_in_text_are_fine():
+    parse_cassette(GOOD.replace("how: synthesized", "how: &h x, y: *h"))
+    parse_cassette(GOOD.replace("how: synthesized", "how: '*synthesized*'"))
+
+
+def test_an_oversized_file_is_refused_without_reading_it_all(tmp_path, monkeypatch):
+    from upsproxy import yamlfile
+
+    monkeypatch.setattr(yamlfile, "MAX_FILE_BYTES", 100)
+    path = tmp_path / "big.yaml"
+    path.write_text(GOOD)
+    with pytest.raises(CassetteError, match="larger than"):
+        load_cassette(path)
+
+
+def test_a_directory_is_named_as_such(tmp_path):
+    with pytest.raises(CassetteError, match="is a directory"):
+        load_cassette(tmp_path)
+
+
+def test_jwt_claims_must_be_plain_json_so_minting_cannot_fail_later():
+    text = GOOD.replace(
+        "  code: {alphabet: base64, length: 132, padding: 2}\n",
+        "  code: {alphabet: base64, length: 132, padding: 2}\n"
+        "  access_token:\n    jwt: {header: {alg: RS384}, claims: {when: 2024-01-01}}\n")
+    err = problem(text)
+    assert "jwt.claims" in err.reason and err.line == 5
+
+
+def test_a_header_with_a_line_break_is_refused():
+    text = GOOD.replace("      status: 200\n",
+                        '      status: 200\n      headers: {X-A: "a\\r\\nSet-Cookie: b"}\n')
+    err = problem(text)
+    assert "line break" in err.reason and err.line == 13
+
+
+@pytest.mark.parametrize("value", ['"³"', '"0"', '"99999999999"', "-5"])
+def test_odd_lifetimes_fall_back_to_the_defaults(value):
+    profile = profile_from_cassette(parse_cassette(GOOD.replace('"3599"', value)))
+    assert profile.access_ttl_s == profile_from_cassette(
+        parse_cassette(GOOD.replace('expires_in: "3599", ', ""))).access_ttl_s

@@ -55,3 +55,14 @@ def test_problems_name_their_line(tmp_path, bad, line, words):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "none.yaml")
+
+
+def test_an_app_name_must_fit_on_one_line(tmp_path):
+    err = problem(tmp_path, GOOD.replace("    client_secret: S3CRET\n",
+                                         '    client_secret: S3CRET\n    name: "A\\r\\nB"\n'))
+    assert err.line == 4 and "one line" in err.reason
+
+
+def test_aliases_are_refused_in_configs_too(tmp_path):
+    text = "apps:\n  - &a {client_id: A}\n  - *a\n"
+    assert "aliases" in problem(tmp_path, text).reason

@@ -48,3 +48,13 @@ def test_jwt_times_follow_the_clock_and_lifetime():
 def test_bad_shapes_are_refused(raw):
     with pytest.raises(ValueError):
         shape_from_mapping(raw)
+
+
+def test_only_a_whole_random_placeholder_is_filled():
+    shape = JwtShape({"alg": "RS384"}, {"a": "<<random:6>>", "b": "<<random:6>>x",
+                                        "c": "x<<random:6>>"}, 342)
+    token = Minter(random.Random(3)).jwt(shape, now_s=0, ttl_s=1, client_id="C")
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert len(claims["a"]) == 6 and claims["a"].isalnum()
+    assert (claims["b"], claims["c"]) == ("<<random:6>>x", "x<<random:6>>")

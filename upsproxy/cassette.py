@@ -170,6 +170,10 @@ def _headers(raw: Any, where: tuple[str | int, ...], i: int) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
     ):
         raise _Invalid(where, f"interaction {i + 1}: headers must map names to text values")
+    for name, value in raw.items():
+        if not (name.isprintable() and value.isprintable()):
+            raise _Invalid((*where, name), f"interaction {i + 1}: header {name!r} holds a "
+                           "line break or control character")
     return dict(raw)
 
 

@@ -110,8 +110,8 @@ def _app(raw: Any, where: tuple[str | int, ...]) -> App:
                           f"redirect_uris: {uri!r} is not an absolute http(s) URL "
                           "without a fragment")
     name = raw.get("name")
-    if name is not None and not isinstance(name, str):
-        raise Invalid((*where, "name"), "name must be text")
+    if name is not None and not (isinstance(name, str) and name.isprintable()):
+        raise Invalid((*where, "name"), "name must be text on one line (it becomes a header)")
     return App(client_id, secret, tuple(uris), name)
 
 

@@ -122,14 +122,18 @@ def _extra_headers(interaction: Interaction) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in interaction.response.headers.items() if k.lower() not in skip)
 
 
+MAX_LIFETIME_S = 10 * 365 * 24 * 3600
+
+
 def _lifetimes(interaction: Interaction) -> dict[str, int]:
     body = interaction.response.json()
     out: dict[str, int] = {}
     for key, target in (("expires_in", "access_ttl_s"),
                         ("refresh_token_expires_in", "refresh_ttl_s")):
-        value = body.get(key)
-        if isinstance(value, str | int) and str(value).isdigit():
-            out[target] = int(value)
+        text = str(body.get(key))
+        # ASCII digits only ("²".isdigit() is true), and at most ten years.
+        if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_LIFETIME_S:
+            out[target] = int(text)
     return out
 
 

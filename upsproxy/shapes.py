@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = ["JwtShape", "Minter", "Shape", "TokenShape", "shape_from_mapping"]
 _ALPHABETS = ("base64", "base64url", "hex", "alnum")
 _TIME_CLAIMS = frozenset({"iat", "nbf", "auth_time"})
 _NO_URL_PUNCT = str.maketrans("-_", "xQ")
+_RANDOM = re.compile(r"<<random:([1-9][0-9]{0,3})>>")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,12 @@ def shape_from_mapping(data: Any) -> Shape:
         header, claims = jwt.get("header"), jwt.get("claims")
         if not isinstance(header, dict) or not isinstance(claims, dict):
             raise ValueError("jwt: needs 'header' and 'claims' mappings")
+        for part, values in (("header", header), ("claims", claims)):
+            try:  # checked now, so minting can never fail after a code is spent
+                json.dumps(values, allow_nan=False)
+            except (TypeError, ValueError):
+                raise ValueError(f"jwt.{part}: values must be plain JSON (text, numbers, "
+                                 "true/false, null, lists, mappings)") from None
         sig = jwt.get("signature_length", 342)
         if not isinstance(sig, int) or not 16 <= sig <= 4096:
             raise ValueError("jwt.signature_length must be an integer from 16 to 4096")
@@ -135,7 +143,9 @@ class Minter:
         if value == "<<client_id>>":
             return client_id
         if isinstance(value, str) and value.startswith("<<random:"):
-            return self.alnum(int(value[9:-2]))
+            match = _RANDOM.fullmatch(value)
+            if match is not None:
+                return self.alnum(int(match.group(1)))
         return value
 
     def _header(self, shape: JwtShape) -> str:

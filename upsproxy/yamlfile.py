@@ -34,20 +34,36 @@ class Invalid(Exception):
         self.reason = reason
 
 
+MAX_FILE_BYTES = 64 * 1024 * 1024
+"""Cassettes and configs are text a person can read; anything larger is a mistake."""
+
+
 def read_text(path: str | Path, error: type[FileProblem]) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise error(str(path), f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+        return raw.decode("utf-8")
     except FileNotFoundError:
         raise error(str(path), "no such file") from None
     except UnicodeDecodeError as exc:
         raise error(str(path), f"not UTF-8 text (byte {exc.start})") from None
+    except IsADirectoryError:
+        raise error(str(path), "is a directory, not a file") from None
     except OSError as exc:
         raise error(str(path), f"cannot read: {exc.strerror}") from None
 
 
 def parse_text(text: str, path: str, error: type[FileProblem]) -> Any:
+    """Parse YAML; aliases (``*name``) are refused, with the line of the first.
+
+    A few lines of nested aliases expand to billions of nodes ("billion
+    laughs"), and every walk over the data or serialisation of a body would
+    pay for that; cassettes and configs never need them.
+    """
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -55,6 +71,34 @@ def parse_text(text: str, path: str, error: type[FileProblem]) -> Any:
         raise error(path, f"YAML syntax error: {problem}", line) from None
     except yaml.YAMLError as exc:
         raise error(path, f"YAML error: {exc}") from None
+    if "*" in text:  # no alias without an asterisk: the common case costs nothing
+        shared = _shared_node(data)
+        if shared is not None:
+            # The parent's line: an alias node itself resolves to its anchor's line.
+            raise error(path, "YAML aliases (*name) of lists or mappings are not allowed; "
+                        "write the value out", locate(text, shared[:-1]))
+    return data
+
+
+def _shared_node(data: Any) -> Where | None:
+    """The path of the first mapping or list reached twice (in document order,
+    so the alias rather than its anchor), else None. Shared scalars are
+    harmless and cannot be told from equal ones, so they pass."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, Where]] = [(data, ())]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            items: Any = node.items()
+        elif isinstance(node, list):
+            items = enumerate(node)
+        else:
+            continue
+        if id(node) in seen:
+            return where
+        seen.add(id(node))
+        stack.extend(reversed([(value, (*where, key)) for key, value in items]))
+    return None
 
 
 def locate(text: str, where: Where) -> int | None:
