@@ -115,22 +115,52 @@ def upsproxy_server() -> Iterator[UpsproxyServer]:
         shutil.rmtree(confdir, ignore_errors=True)  # it holds the session CA's private key
 
 
-@pytest.fixture
-def upsproxy(upsproxy_server: UpsproxyServer, request: pytest.FixtureRequest) -> UpsproxyHandle:
-    """A fresh sandbox for this test (state, clock), configured by its marker."""
+_MARKER_KEYS = frozenset({"cassette", "config", "auto_approve"})
+
+
+def _marker_options(request: pytest.FixtureRequest) -> SandboxOptions:
+    """The test's marker as sandbox options; a typo fails the test, not silently."""
     marker = request.node.get_closest_marker("upsproxy")
-    kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    if marker is None:
+        return SandboxOptions()
+    if marker.args:
+        pytest.fail(
+            "@pytest.mark.upsproxy takes keyword arguments only "
+            f"({', '.join(sorted(_MARKER_KEYS))})", pytrace=False)
+    unknown = set(marker.kwargs) - _MARKER_KEYS
+    if unknown:
+        pytest.fail(
+            f"@pytest.mark.upsproxy: unknown argument(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(_MARKER_KEYS))}", pytrace=False)
+    auto_approve = marker.kwargs.get("auto_approve", False)
+    if not isinstance(auto_approve, bool):
+        pytest.fail("@pytest.mark.upsproxy: auto_approve must be True or False",
+                    pytrace=False)
     root = request.config.rootpath
 
     def path(key: str) -> str | None:
         """Marker paths are relative to the rootdir, wherever pytest was started."""
-        return str(root / kwargs[key]) if kwargs.get(key) else None
+        value = marker.kwargs.get(key)
+        return str(root / value) if value else None
 
-    options = SandboxOptions(cassette=path("cassette"), config=path("config"),
-                             auto_approve=bool(kwargs.get("auto_approve", False)))
-    sandbox = Sandbox.from_options(options)
+    return SandboxOptions(cassette=path("cassette"), config=path("config"),
+                          auto_approve=auto_approve)
+
+
+@pytest.fixture
+def upsproxy(upsproxy_server: UpsproxyServer,
+             request: pytest.FixtureRequest) -> Iterator[UpsproxyHandle]:
+    """A fresh sandbox for this test (state, clock), configured by its marker.
+
+    At teardown the server gets a fresh default sandbox again, so a test that
+    uses ``upsproxy_server`` alone never sees an earlier test's codes or rules.
+    """
+    sandbox = Sandbox.from_options(_marker_options(request))
     upsproxy_server.replay.sandbox = sandbox
-    return UpsproxyHandle(upsproxy_server, sandbox)
+    try:
+        yield UpsproxyHandle(upsproxy_server, sandbox)
+    finally:
+        upsproxy_server.replay.sandbox = Sandbox.from_options(SandboxOptions())
 
 
 @pytest.fixture

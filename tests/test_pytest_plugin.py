@@ -1,0 +1,68 @@
+"""The pytest plugin as a user's project sees it: a separate pytest run."""
+
+pytest_plugins = ["pytester"]
+
+
+def test_a_mistyped_marker_argument_fails_the_test_with_the_known_names(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.upsproxy(autoapprove=True)
+        def test_typo(upsproxy):
+            pass
+
+        @pytest.mark.upsproxy(auto_approve="yes")
+        def test_not_a_bool(upsproxy):
+            pass
+        """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines([
+        "*unknown argument(s) autoapprove; known: auto_approve, cassette, config*",
+        "*auto_approve must be True or False*",
+    ])
+
+
+def test_each_test_gets_a_fresh_sandbox_and_teardown_resets_the_server(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+
+        seen = []
+
+        @pytest.mark.upsproxy(auto_approve=True)
+        def test_first(upsproxy):
+            seen.append(upsproxy.sandbox)
+            resp = requests.get(
+                upsproxy.base_url + "/security/v1/oauth/authorize",
+                params={"client_id": "C", "redirect_uri": "https://app.test/cb",
+                        "response_type": "code"},
+                allow_redirects=False, timeout=10)
+            assert resp.status_code == 302 and "code=" in resp.headers["Location"]
+
+        def test_second_sees_a_default_sandbox(upsproxy_server):
+            sandbox = upsproxy_server.replay.sandbox
+            assert sandbox is not seen[0]
+            assert not sandbox.auth.auto_approve
+
+        def test_third(upsproxy):
+            assert upsproxy.sandbox is not seen[0]
+        """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+
+
+def test_positional_marker_arguments_are_refused(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.upsproxy("cassettes/x.yaml")
+        def test_positional(upsproxy):
+            pass
+        """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*takes keyword arguments only*"])
