@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 BIN = Path(sys.executable).parent / "upsproxy"
 UPSPROXY = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "upsproxy"]
@@ -131,6 +132,20 @@ def test_ca_and_env(tmp_path):
     assert f"export NODE_EXTRA_CA_CERTS={ca}" in lines
     assert bundle.read_text().endswith(ca.read_text())
     assert bundle.read_text().count("BEGIN CERTIFICATE") > 10  # system roots too
+    assert oct(bundle.stat().st_mode & 0o777) == "0o644"  # public: other users may read it
+    out = run("env", "--confdir", str(tmp_path), "--listen", "[::1]:9999")
+    assert "export HTTPS_PROXY=http://[::1]:9999" in out.stdout.splitlines()
+
+
+def test_control_characters_from_a_request_are_escaped_in_the_log(replay):
+    """A client_id or path with CR/LF or a terminal escape cannot forge log lines."""
+    requests.get(replay.base_url + "/security/v1/oauth/authorize", timeout=10,
+                 params={"client_id": "A\r\nFAKE 200 \x1b[31m", "response_type": "code",
+                         "redirect_uri": "https://app.example.test/cb"}, allow_redirects=False)
+    code, log = replay.stop()
+    assert code == 0 and "client=A\\r\\nFAKE 200 \\x1b[31m" in log, log
+    assert not any(line.startswith("FAKE") for line in log.splitlines())
+    assert "\x1b" not in log
 
 
 def test_demo_fails_against_something_that_is_not_ups(tmp_path):

@@ -219,7 +219,8 @@ def env(confdir: Path, listen: tuple[str, int]) -> None:
         raise click.BadParameter("give the port `upsproxy replay` printed, not 0",
                                  param_hint="--listen")
     ca_cert = mitm.ensure_ca(confdir)
-    for line in env_lines(f"http://{host}:{port}", ca_cert, combined_bundle(ca_cert)):
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    for line in env_lines(url, ca_cert, combined_bundle(ca_cert)):
         click.echo(line)
 
 

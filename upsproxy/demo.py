@@ -42,7 +42,13 @@ class _Reply:
     body: bytes
 
     def json(self) -> object:
-        return json.loads(self.body)
+        try:
+            return json.loads(self.body)
+        except (UnicodeDecodeError, ValueError):
+            # Not the body itself: it could hold a token.
+            raise DemoFailure(
+                f"HTTP {self.status}: expected JSON, got {len(self.body)} bytes of "
+                f"{self.headers.get('content-type', 'no content type')}") from None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -99,7 +105,7 @@ def run_demo(*, base_url: str, proxy: str | None = None, cafile: str | None = No
 
     reply = client.send("GET", login_url)
     expect(reply, 200, "login page")
-    html = reply.body.decode()
+    html = reply.body.decode("utf-8", "replace")
     txn = re.search(r'name=upsproxy_txn value="([^"]+)"', html)
     action = re.search(r'<form method=post action="([^"]+)"', html)
     if txn is None or action is None:

@@ -36,6 +36,7 @@ def combined_bundle(ca_cert: Path) -> Path:
     if target.exists() and target.read_text(encoding="ascii") == content:
         return target
     fd, tmp = tempfile.mkstemp(dir=ca_cert.parent, prefix=".bundle-")
+    os.fchmod(fd, 0o644)  # public certificates; mkstemp's 0600 would lock out other users
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(content)
         out.flush()
