@@ -31,7 +31,10 @@ in-process core benchmark times the 200 paths (minting) separately.
 The output is a report, not a test: PASS/MISS per target, exit 0 unless a
 server could not be started or something crashed.
 
-    /tmp/v311/bin/python scripts/bench_replay.py [--duration 5] [--json out.json]
+    /tmp/v311/bin/python scripts/bench_replay.py [--duration 3] [--rounds 3] [--json out.json]
+
+Default run: 3 rounds x 12 cells x 3 s of load, plus warm-up, start-up and the
+in-process part: about 2.5 minutes.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ import logging
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -70,8 +74,12 @@ FORM = "application/x-www-form-urlencoded"
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-secret"
 BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
 REDIRECT_URI = "https://app.example.test/cb"
+REQUEST_HEADERS: dict[str | bytes, str | bytes] = {
+    "Host": UPS_HOST, "Content-Type": FORM, "Authorization": BASIC}
 UPS_ALLOW_HOSTS = r"^(?:wwwcie|onlinetools|www)\.ups\.com(?::[0-9]+)?$"
 CA_CERT = "mitmproxy-ca-cert.pem"
+NOISY = 0.05
+"""Foreign CPU share on the pinned cores above which a cell is flagged as disturbed."""
 
 SERVERS = ("floor", "server-replay", "upsproxy")
 TRANSPORTS = ("reverse-http", "proxy-https")
@@ -108,6 +116,15 @@ class Cell:
     """upsproxy only: which core rule decided the answers (from its exchange log)."""
     rounds: list[float] = field(default_factory=list)
     """req/s of each round; rps is their median."""
+    server_cpu: float = float("nan")
+    """Share of its core the server used: ~1.0 means it, not hey, was the limit."""
+    background_cpu: float = float("nan")
+    """Share of the two pinned cores taken meanwhile by other processes or the
+    hypervisor (steal): noise."""
+    cpu_us: float = float("nan")
+    """The server's own CPU time per answered request. Other load moves it much less
+    than req/s (shared caches still inflate it a little), so its ratios are the
+    steadier view on a busy machine."""
 
 
 @dataclass
@@ -134,6 +151,7 @@ class Report:
 class Pinning:
     server: list[str]
     load: list[str]
+    server_core: int | None
     load_core: int | None
 
     @classmethod
@@ -141,8 +159,52 @@ class Pinning:
         cores = sorted(os.sched_getaffinity(0))
         if enabled and len(cores) >= 2 and shutil.which("taskset"):
             return cls(["taskset", "-c", str(cores[0])], ["taskset", "-c", str(cores[1])],
-                       cores[1])
-        return cls([], [], None)
+                       cores[0], cores[1])
+        return cls([], [], None, None)
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """Clock ticks from /proc: per pinned core (busy, total), the server, hey + us."""
+
+    cores: dict[int, tuple[int, int]]
+    server: int
+    ours: float
+
+    @classmethod
+    def take(cls, pinning: Pinning, pid: int) -> CpuSnapshot | None:
+        if pinning.server_core is None or pinning.load_core is None:
+            return None
+        try:
+            cores = {}
+            for line in Path("/proc/stat").read_text().splitlines():
+                name, *values = line.split()
+                if name in (f"cpu{pinning.server_core}", f"cpu{pinning.load_core}"):
+                    v = [int(x) for x in values[:8]]
+                    busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+                    cores[int(name[3:])] = (busy, busy + v[3] + v[4])
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            server = int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            return None
+        own, children = resource.getrusage(resource.RUSAGE_SELF), \
+            resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        return cls(cores, server, ours)
+
+    def shares(self, later: CpuSnapshot, pinning: Pinning) -> tuple[float, float, float]:
+        """(server's share of its core, others' share of both cores, server CPU seconds)."""
+        assert pinning.server_core is not None and pinning.load_core is not None
+        hz = os.sysconf("SC_CLK_TCK")
+        s0, s1 = self.cores[pinning.server_core], later.cores[pinning.server_core]
+        l0, l1 = self.cores[pinning.load_core], later.cores[pinning.load_core]
+        server = later.server - self.server
+        total = (s1[1] - s0[1]) + (l1[1] - l0[1])
+        if total <= 0 or s1[1] == s0[1]:
+            return float("nan"), float("nan"), server / hz
+        busy = (s1[0] - s0[0]) + (l1[0] - l0[0])
+        ours = (later.ours - self.ours) * hz  # hey (a reaped child) and this script
+        return server / (s1[1] - s0[1]), max(0.0, busy - server - ours) / total, server / hz
 
 
 def free_port() -> int:
@@ -344,7 +406,7 @@ def write_flows(path: Path) -> None:
             flow = http.HTTPFlow(client, server)
             flow.request = http.Request.make(
                 "POST", UPS_ORIGIN + ENDPOINTS[endpoint], FIXED_BODIES[endpoint],
-                {"Host": UPS_HOST, "Content-Type": FORM, "Authorization": BASIC})
+                REQUEST_HEADERS)
             flow.response = http.Response.make(200, ups_token_answer(count),
                                                {"Content-Type": "application/json"})
             writer.add(flow)
@@ -370,7 +432,8 @@ class Tools:
     hey: str
 
     @classmethod
-    def find(cls) -> Tools:
+    def find(cls, upsproxy: str | None = None) -> Tools:
+        """Tools next to this interpreter (its venv), else on PATH."""
         bindir = Path(sys.executable).parent
 
         def tool(name: str) -> str:
@@ -382,7 +445,7 @@ class Tools:
                                                   else ""))
             return found
 
-        return cls(tool("upsproxy"), tool("mitmdump"), sys.executable, tool("hey"))
+        return cls(upsproxy or tool("upsproxy"), tool("mitmdump"), sys.executable, tool("hey"))
 
 
 def mitmdump_modes(proxy_port: int, reverse_port: int, target: str) -> list[str]:
@@ -390,8 +453,8 @@ def mitmdump_modes(proxy_port: int, reverse_port: int, target: str) -> list[str]
             "--mode", f"reverse:{target}@127.0.0.1:{reverse_port}"]
 
 
-def server_process(name: str, tools: Tools, workdir: Path, confdir: Path,
-                   flows: Path) -> ServerProcess:
+def server_process(name: str, tools: Tools, workdir: Path, confdir: Path, flows: Path,
+                   replay_quiet: bool = True) -> ServerProcess:
     log_path = workdir / f"{name}.log"
     if name == "upsproxy":
         # --auto-approve only lets the benchmark mint codes without the login page.
@@ -403,8 +466,8 @@ def server_process(name: str, tools: Tools, workdir: Path, confdir: Path,
         return ServerProcess(name, [tools.python, str(script), "--confdir", str(confdir)],
                              log_path)
     ports = (free_port(), free_port())
-    # -q: mitmdump's per-flow console output off, the kindest setting for the reference.
-    argv = [tools.mitmdump, "-q", "--set", f"confdir={confdir}",
+    # -q: mitmdump's per-flow console line off, the kindest setting for the reference.
+    argv = [tools.mitmdump, *(["-q"] if replay_quiet else []), "--set", f"confdir={confdir}",
             *mitmdump_modes(*ports, UPS_ORIGIN),
             "--set", "connection_strategy=lazy", "--set", "upstream_cert=false",
             "--set", f"allow_hosts={UPS_ALLOW_HOSTS}",
@@ -482,31 +545,56 @@ def body_for(server: ServerProcess, endpoint: str) -> str:
     return refresh_body(mint_refresh_token(server.base_url))
 
 
-def measure_server(server: ServerProcess, args: argparse.Namespace, tools: Tools,
-                   pinning: Pinning, cafile: Path, report: Report) -> list[Cell]:
-    cells: list[Cell] = []
+def warm_up(server: ServerProcess, args: argparse.Namespace, tools: Tools, pinning: Pinning,
+            cafile: Path, report: Report) -> None:
+    """One CA-verified request, then hey on each transport (certs minted, code paths hot)."""
     report.tls_checks[server.name] = verified_via_proxy(server.proxy_url, cafile, TOKEN_PATH,
                                                         FIXED_BODIES["token"])
     for transport in TRANSPORTS:
         warm = target(server, transport, TOKEN_PATH)
         run_hey(tools.hey, pinning.load, warm.url, FIXED_BODIES["token"], proxy=warm.proxy,
                 duration=args.warmup, concurrency=args.concurrency)
-        for endpoint, path in ENDPOINTS.items():
-            where = target(server, transport, path)
-            body = body_for(server, endpoint)
-            offset = server.log_size()
-            result = run_hey(tools.hey, pinning.load, where.url, body, proxy=where.proxy,
-                             duration=args.duration, concurrency=args.concurrency)
-            time.sleep(0.2)  # let the exchange log catch up
-            cell = Cell(server.name, transport, endpoint, result.rps, result.p50_ms,
-                        result.p99_ms, result.size, result.statuses, result.errors,
-                        server.rules_since(offset) if server.name == "upsproxy" else {},
-                        [result.rps])
-            log.info("  %-13s %-12s %-7s %8.1f req/s  p50 %5.1f ms  p99 %5.1f ms  %s",
-                     server.name, transport, endpoint, cell.rps, cell.p50_ms, cell.p99_ms,
-                     _mix(cell.statuses))
-            cells.append(cell)
-    return cells
+
+
+def measure_cell(server: ServerProcess, transport: str, endpoint: str,
+                 args: argparse.Namespace, tools: Tools, pinning: Pinning) -> Cell:
+    where = target(server, transport, ENDPOINTS[endpoint])
+    body = body_for(server, endpoint)
+    offset = server.log_size()
+    assert server.proc is not None
+    before = CpuSnapshot.take(pinning, server.proc.pid)
+    result = run_hey(tools.hey, pinning.load, where.url, body, proxy=where.proxy,
+                     duration=args.duration, concurrency=args.concurrency)
+    after = CpuSnapshot.take(pinning, server.proc.pid)
+    server_share, background, server_s = (before.shares(after, pinning) if before and after
+                                          else (float("nan"),) * 3)
+    answered = sum(result.statuses.values())
+    rules: dict[str, int] = {}
+    if server.name == "upsproxy":
+        time.sleep(0.2)  # let the exchange log catch up
+        rules = server.rules_since(offset)
+    cell = Cell(server.name, transport, endpoint, result.rps, result.p50_ms, result.p99_ms,
+                result.size, result.statuses, result.errors, rules, [result.rps], server_share,
+                background, server_s / answered * 1e6 if answered else float("nan"))
+    log.info("  %-13s %-12s %-7s %8.1f req/s  p50 %5.1f ms  p99 %5.1f ms  %4.0f CPU µs/req  "
+             "srv %3.0f%%  bg %3.0f%%  %s", server.name, transport, endpoint, cell.rps,
+             cell.p50_ms, cell.p99_ms, cell.cpu_us, cell.server_cpu * 100,
+             cell.background_cpu * 100, _mix(cell.statuses))
+    return cell
+
+
+def measure_all(running: list[ServerProcess], args: argparse.Namespace, tools: Tools,
+                pinning: Pinning) -> list[list[Cell]]:
+    """Cells interleaved server by server, so compared numbers are seconds apart and
+    share whatever else the machine is doing; the server order rotates per round."""
+    rounds: list[list[Cell]] = []
+    for n in range(args.rounds):
+        order = running[n % len(running):] + running[:n % len(running)]
+        log.info("round %d/%d", n + 1, args.rounds)
+        cells = [measure_cell(server, transport, endpoint, args, tools, pinning)
+                 for endpoint in ENDPOINTS for transport in TRANSPORTS for server in order]
+        rounds.append(cells)
+    return rounds
 
 
 def merge_rounds(rounds: list[list[Cell]]) -> list[Cell]:
@@ -529,7 +617,10 @@ def merge_rounds(rounds: list[list[Cell]]) -> list[Cell]:
                         statistics.median(c.p50_ms for c in cs),
                         statistics.median(c.p99_ms for c in cs),
                         cs[0].bytes_per_response, dict(statuses), dict(errors),
-                        dict(rules.most_common()), [c.rps for c in cs]))
+                        dict(rules.most_common()), [c.rps for c in cs],
+                        statistics.median(c.server_cpu for c in cs),
+                        max(c.background_cpu for c in cs),
+                        statistics.median(c.cpu_us for c in cs)))
     return out
 
 
@@ -599,43 +690,52 @@ def measure_startup(tools: Tools, pinning: Pinning, confdir: Path, workdir: Path
 
 
 def _per_call_us(fn: Callable[[], object], n: int) -> float:
-    start = time.perf_counter()
+    """CPU time of this thread per call: other processes on the machine do not count."""
+    start = time.thread_time()
     for _ in range(n):
         fn()
-    return (time.perf_counter() - start) / n * 1e6
+    return (time.thread_time() - start) / n * 1e6
 
 
 def measure_core(n: int) -> dict[str, float]:
-    """µs per ``Sandbox.handle`` decision (no proxy, no I/O), and per addon call."""
+    """µs per ``Sandbox.handle`` decision (no proxy, no I/O), and per addon call.
+
+    Every call gets a new ``Request`` (as from the adapter), so nothing cached on
+    the object (its header map) is reused; building it costs ~3 µs and is included.
+    """
     from upsproxy.messages import Request
     from upsproxy.sandbox import Sandbox, SandboxOptions
 
     sandbox = Sandbox.from_options(SandboxOptions(auto_approve=True))
     headers = (("host", UPS_HOST), ("content-type", FORM), ("authorization", BASIC))
 
-    def post(path: str, body: str) -> Request:
-        return Request("POST", UPS_HOST, path, headers=headers, body=body.encode())
+    def post(path: str, body: str) -> Callable[[], Request]:
+        raw = body.encode()
+        return lambda: Request("POST", UPS_HOST, path, headers=headers, body=raw)
 
-    authorize = Request("GET", UPS_HOST, AUTHORIZE_PATH, query=authorize_query(),
-                        headers=(("host", UPS_HOST),))
+    query = authorize_query()
+
+    def authorize() -> Request:
+        return Request("GET", UPS_HOST, AUTHORIZE_PATH, query=query,
+                       headers=(("host", UPS_HOST),))
 
     def new_code() -> str:
-        location = sandbox.handle(authorize).header("location") or ""
+        location = sandbox.handle(authorize()).header("location") or ""
         return parse_qs(urlsplit(location).query)["code"][0]
 
     out: dict[str, float] = {}
     used = post(TOKEN_PATH, token_body(new_code()))
-    assert sandbox.handle(used).status == 200
-    out["token 400 (code reused)"] = _per_call_us(lambda: sandbox.handle(used), n)
+    assert sandbox.handle(used()).status == 200
+    out["token 400 (code reused)"] = _per_call_us(lambda: sandbox.handle(used()), n)
     unknown = post(REFRESH_PATH, refresh_body(FIXED_REFRESH))
-    out["refresh 400 (unknown token)"] = _per_call_us(lambda: sandbox.handle(unknown), n)
+    out["refresh 400 (unknown token)"] = _per_call_us(lambda: sandbox.handle(unknown()), n)
     m = max(200, n // 10)
-    out["authorize 302 (mint code)"] = _per_call_us(lambda: sandbox.handle(authorize), m)
-    fresh = iter([post(TOKEN_PATH, token_body(new_code())) for _ in range(m)])
+    out["authorize 302 (mint code)"] = _per_call_us(lambda: sandbox.handle(authorize()), m)
+    fresh = iter([post(TOKEN_PATH, token_body(new_code()))() for _ in range(m)])
     answers: list[bytes] = []
     out["token 200 (mint tokens)"] = _per_call_us(
         lambda: answers.append(sandbox.handle(next(fresh)).body), m)
-    refreshes = iter([post(REFRESH_PATH, refresh_body(json.loads(a)["refresh_token"]))
+    refreshes = iter([post(REFRESH_PATH, refresh_body(json.loads(a)["refresh_token"]))()
                       for a in answers])
     out["refresh 200 (rotate)"] = _per_call_us(lambda: sandbox.handle(next(refreshes)), m)
     out.update(measure_addon(n, sandbox))
@@ -650,7 +750,7 @@ def measure_addon(n: int, sandbox: Any) -> dict[str, float]:
 
     addon = Replay(sandbox)
     request = http.Request.make("POST", UPS_ORIGIN + TOKEN_PATH, token_body(FIXED_CODE),
-                                {"Host": UPS_HOST, "Content-Type": FORM, "Authorization": BASIC})
+                                REQUEST_HEADERS)
 
     def one() -> None:
         flow = tflow.tflow(req=request)
@@ -680,6 +780,14 @@ def measure_addon(n: int, sandbox: Any) -> dict[str, float]:
 # -- the report ----------------------------------------------------------------------------
 
 
+def _pct(share: float) -> str:
+    return "-" if share != share else f"{share * 100:.0f}"
+
+
+def _num(value: float) -> str:
+    return "-" if value != value else f"{value:.0f}"
+
+
 def _mix(counts: dict[str, int]) -> str:
     return " ".join(f"{k}:{v}" for k, v in sorted(counts.items())) or "-"
 
@@ -703,8 +811,11 @@ def verdicts(report: Report) -> list[dict[str, Any]]:
                 other = report.cell(ref, transport, endpoint)
                 if other is None:
                     continue
-                add(f"{endpoint:<7} {transport:<12} upsproxy / {ref}", ups.rps / other.rps,
-                    ">=", RATIO_TARGETS[ref][transport], primary)
+                goal = RATIO_TARGETS[ref][transport]
+                add(f"{endpoint:<7} {transport:<12} upsproxy / {ref}  req/s", ups.rps / other.rps,
+                    ">=", goal, primary)
+                add(f"{endpoint:<7} {transport:<12} upsproxy / {ref}  by CPU/req",
+                    other.cpu_us / ups.cpu_us, ">=", goal, primary)
             add(f"{endpoint:<7} {transport:<12} upsproxy p99 ms", ups.p99_ms, "<=",
                 P99_TARGET_MS, primary)
     if report.startup_s.get("upsproxy") and report.startup_s.get("mitmdump"):
@@ -724,17 +835,27 @@ def print_report(report: Report) -> None:
       f"per cell x {s['rounds']} round(s), hey on core {s['load_core']}, servers on core "
       f"{s['server_core']}\n\n")
     w(f"{'server':<14}{'transport':<13}{'endpoint':<9}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
-      f"{'B/resp':>8}  statuses\n")
+      f"{'B/resp':>7}{'CPUµs':>7}{'srv%':>5}{'bg%':>4}  statuses\n")
     for c in sorted(report.cells, key=lambda c: (c.endpoint != "token",
                                                  TRANSPORTS.index(c.transport),
                                                  SERVERS.index(c.server))):
         errors = f"  errors: {sum(c.errors.values())}" if c.errors else ""
         w(f"{c.server:<14}{c.transport:<13}{c.endpoint:<9}{c.rps:>8.1f}{c.p50_ms:>8.1f}"
-          f"{c.p99_ms:>8.1f}{c.bytes_per_response:>8}  {_mix(c.statuses)}{errors}\n")
+          f"{c.p99_ms:>8.1f}{c.bytes_per_response:>7}{_num(c.cpu_us):>7}"
+          f"{_pct(c.server_cpu):>5}{_pct(c.background_cpu):>4}  {_mix(c.statuses)}{errors}\n")
         if c.rules:
-            w(f"{'':<44}upsproxy rules: {_mix(c.rules)}\n")
+            w(f"{'':<8}upsproxy rules: {_mix(c.rules)}\n")
         for message, n in c.errors.items():
-            w(f"{'':<44}error x{n}: {message}\n")
+            w(f"{'':<8}error x{n}: {message}\n")
+    noisy = [c for c in report.cells if c.background_cpu > NOISY]
+    w("\nCPUµs = the server's own CPU time per answered request (steadier under other load);\n"
+      "srv% = the server's use of its core (~100: the server, not hey, is the limit);\n"
+      "bg% = share of the two pinned cores taken by other processes or the hypervisor\n"
+      "during the cell (worst round).\n")
+    if noisy:
+        w(f"WARNING: {len(noisy)} cell(s) ran with more than {NOISY:.0%} foreign CPU load on the "
+          "pinned cores;\nthe numbers are disturbed: rerun on a quiet machine or with more "
+          "--rounds.\n")
     w("\nNote: upsproxy's token and refresh endpoints are stateful. hey repeats one body,\n"
       "so only the first request of a cell gets 200 (a code minted just before); the rest\n"
       "are 400 UPS envelopes (code reused / refresh token rotated), each still a full core\n"
@@ -751,14 +872,16 @@ def print_report(report: Report) -> None:
             w(f"  {name:<14}median {statistics.median(values):.3f}   runs "
               + " ".join(f"{v:.3f}" for v in values) + "\n")
     if report.core_us:
-        w("\nIn-process, µs per call (Sandbox.handle with a prebuilt Request; Replay.request\n"
-          "with a flow, minus building the flow):\n")
+        w("\nIn-process, CPU µs per call (Sandbox.handle with a new Request each call;\n"
+          "Replay.request with a new flow each call, minus building the flow):\n")
         for name, us in report.core_us.items():
             w(f"  {name:<40}{us:8.1f}\n")
-    w("\nTargets (DESIGN §7); token rows are the targets, refresh rows are informative:\n")
+    w("\nTargets (DESIGN §7); token rows are the targets, refresh rows are informative.\n"
+      "\"req/s\" compares measured throughput; \"by CPU/req\" compares the servers' CPU time\n"
+      "per request (what each could do with its core to itself): trust it when bg% is high.\n")
     for v in report.verdicts:
         mark = "" if v["primary"] else "  (info)"
-        w(f"  {v['what']:<52}{v['value']:>8.2f}  {v['target']:<8}{v['verdict']}{mark}\n")
+        w(f"  {v['what']:<58}{v['value']:>8.2f}  {v['target']:<8}{v['verdict']}{mark}\n")
     for failure in report.failures:
         w(f"\nFAILED: {failure}\n")
 
@@ -790,19 +913,26 @@ def workspace(keep: str | None) -> Iterator[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=5.0,
-                        help="seconds of load per cell (12 cells per round) [5]")
+    parser.add_argument("--duration", type=float, default=3.0,
+                        help="seconds of load per cell (12 cells per round) [3]")
     parser.add_argument("--warmup", type=float, default=1.0,
                         help="seconds of warm-up per server and transport [1]")
     parser.add_argument("--concurrency", type=int, default=10, help="keep-alive clients [10]")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="repeat the load cells; the table shows medians [1]")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="repeat the cells, server order rotated; the table shows medians "
+                             "[3]")
     parser.add_argument("--startup-reps", type=int, default=3,
                         help="start-up measurements per server (0: skip) [3]")
     parser.add_argument("--core-iterations", type=int, default=20000,
                         help="in-process core calls per path (0: skip) [20000]")
     parser.add_argument("--servers", default=",".join(SERVERS),
                         help=f"comma-separated subset of {','.join(SERVERS)}")
+    parser.add_argument("--replay-flow-lines", action="store_true",
+                        help="let mitmdump --server-replay print its per-flow line (into its "
+                             "log), as it does by default; without this flag it runs with -q, "
+                             "the faster and stricter reference")
+    parser.add_argument("--upsproxy", metavar="PATH",
+                        help="the upsproxy command to measure (default: next to this python)")
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--workdir", help="keep logs, flows and CA here (default: a temp dir)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -815,7 +945,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(servers) - set(SERVERS):
         parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
 
-    tools = Tools.find()
+    try:
+        import mitmproxy  # noqa: F401 - the flow file, the CA and the addon timing need it
+    except ImportError:
+        parser.error(f"mitmproxy is not importable by {sys.executable}: run this script with "
+                     "the python of the venv that has upsproxy (e.g. /tmp/v311/bin/python)")
+    tools = Tools.find(args.upsproxy)
     pinning = Pinning.detect(not args.no_pin)
     if pinning.load_core is not None:
         os.sched_setaffinity(0, {pinning.load_core})  # our own polling stays off the server
@@ -823,7 +958,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("not pinning (fewer than 2 cores, no taskset, or --no-pin)")
     report = Report(settings={
         "duration": args.duration, "warmup": args.warmup, "concurrency": args.concurrency,
-        "rounds": args.rounds, "server_core": pinning.server[-1] if pinning.server else None,
+        "rounds": args.rounds, "server_core": pinning.server_core,
         "load_core": pinning.load_core, "python": sys.version.split()[0],
         "tools": asdict(tools),
     })
@@ -832,22 +967,31 @@ def main(argv: list[str] | None = None) -> int:
         cafile = ensure_ca(confdir)
         flows = workdir / "ups-token.flows"
         write_flows(flows)
+        running: list[ServerProcess] = []
         rounds: list[list[Cell]] = []
-        for n in range(args.rounds):
-            cells: list[Cell] = []
+        try:
             for name in servers:
-                log.info("round %d/%d: %s", n + 1, args.rounds, name)
-                server = server_process(name, tools, workdir, confdir, flows)
+                server = server_process(name, tools, workdir, confdir, flows,
+                                        not args.replay_flow_lines)
                 try:
+                    log.info("starting and warming up %s", name)
                     server.start(pinning.server)
-                    cells += measure_server(server, args, tools, pinning, cafile, report)
+                    warm_up(server, args, tools, pinning, cafile, report)
+                    running.append(server)
                 except (RuntimeError, OSError, subprocess.TimeoutExpired,
                         http.client.HTTPException) as exc:
                     report.failures.append(f"{name}: {exc}")
                     log.error("%s failed: %s", name, exc)
-                finally:
                     server.stop()
-            rounds.append(cells)
+            if running:
+                rounds = measure_all(running, args, tools, pinning)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired,
+                http.client.HTTPException) as exc:
+            report.failures.append(f"measurement: {exc}")
+            log.error("measurement failed: %s", exc)
+        finally:
+            for server in running:
+                server.stop()
         report.cells = merge_rounds(rounds)
         if args.startup_reps > 0:
             log.info("start-up to first answer, %d runs each", args.startup_reps)
