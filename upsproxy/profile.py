@@ -117,8 +117,9 @@ def _fields(interaction: Interaction) -> tuple[tuple[str, str | None], ...]:
 
 
 def _extra_headers(interaction: Interaction) -> tuple[tuple[str, str], ...]:
+    # Framing headers are the proxy's to set; a cassette holds decoded bodies.
     skip = {"content-type", "content-length", "date", "set-cookie", "connection",
-            "transfer-encoding"}
+            "transfer-encoding", "content-encoding"}
     return tuple((k, v) for k, v in interaction.response.headers.items() if k.lower() not in skip)
 
 

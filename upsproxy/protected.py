@@ -84,7 +84,8 @@ def _parsed(body: bytes) -> Any:
 def _answer(interaction: Interaction, client_id: str) -> Response:
     recorded = interaction.response
     headers = tuple((k, v) for k, v in recorded.headers.items()
-                    if k.lower() not in ("content-length", "transfer-encoding", "date"))
+                    if k.lower() not in ("content-length", "transfer-encoding", "date",
+                                          "content-encoding"))
     body = b""
     if recorded.body:
         if "json" in recorded.body:
