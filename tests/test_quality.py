@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ["cassette", "clock", "config", "envelopes", "errors", "forms", "login_page", "messages",
-        "oauth", "pkce", "profile", "protected", "sandbox", "shapes", "store", "trust",
+        "control", "oauth", "pkce", "profile", "protected", "sandbox", "shapes", "store", "trust",
         "yamlfile", "demo"]
 
 

@@ -44,6 +44,8 @@ class Request:
     """Where the client reached us when it was not through the UPS host name
     (the reverse listener's ``http://host:port``); redirects to sandbox pages
     are rewritten to it."""
+    peer: str | None = None
+    """The client's IP address (the control API answers loopback peers only)."""
 
     @cached_property
     def _header_map(self) -> dict[str, list[str]]:

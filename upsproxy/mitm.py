@@ -89,6 +89,7 @@ def to_request(flow: http.HTTPFlow) -> Request:
         body=body,
         scheme=req.scheme,
         origin=reverse_origin(flow),
+        peer=str(flow.client_conn.peername[0]) if flow.client_conn.peername else None,
     )
 
 

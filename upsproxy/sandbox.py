@@ -17,6 +17,7 @@ from pathlib import Path
 from upsproxy.cassette import Cassette, load_cassette
 from upsproxy.clock import Clock, SandboxClock
 from upsproxy.config import SandboxConfig, load_config
+from upsproxy.control import CONTROL_PREFIX, ControlApi
 from upsproxy.envelopes import error_response, resolve
 from upsproxy.messages import Request, Response, printable
 from upsproxy.oauth import LOGIN_PATH, AuthServer
@@ -74,6 +75,8 @@ class Sandbox:
             "/security/v1/oauth/token": self.auth.token,
             "/security/v1/oauth/refresh": self.auth.refresh,
         }
+        self.control = ControlApi()
+        """``/_upsproxy/...`` on the reverse listener; features add their endpoints."""
 
     @classmethod
     def from_options(cls, options: SandboxOptions, **kwargs: object) -> Sandbox:
@@ -115,6 +118,8 @@ class Sandbox:
                 req.query_pairs  # noqa: B018 - parse once, strictly, before any handler
             except ValueError:
                 return error_response(self.errors["invalid_request"], rule="query_not_utf8")
+        if path.startswith(CONTROL_PREFIX) and req.origin is not None:
+            return self.control.handle(req)
         if path == LOGIN_PATH and (req.origin is not None or req.host in LOGIN_HOSTS):
             return self.auth.login(req)
         handler = self._routes.get(path)
