@@ -26,7 +26,8 @@ except ImportError:  # loaded with `mitmdump -s` from a checkout that is not ins
 
 from upsproxy import mitm
 from upsproxy.messages import printable
-from upsproxy.sandbox import UPS_HOSTS, Sandbox, SandboxOptions
+from upsproxy.routes import UPS_HOSTS
+from upsproxy.sandbox import Sandbox, SandboxOptions
 
 exchange_log = logging.getLogger("upsproxy.exchange")
 

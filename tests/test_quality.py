@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["cassette", "clock", "config", "envelopes", "errors", "forms", "login_page", "messages",
-        "control", "oauth", "pkce", "profile", "protected", "sandbox", "shapes", "store", "trust",
-        "yamlfile", "demo"]
+CORE = ["cassette", "clock", "config", "control", "demo", "envelopes", "errors", "forms",
+        "login_page", "messages", "oauth", "pkce", "profile", "protected", "routes", "sandbox",
+        "shapes", "store", "trust", "yamlfile"]
 
 
 def test_the_core_never_imports_mitmproxy():

@@ -30,12 +30,12 @@ from upsproxy.login_page import login_form, login_problem
 from upsproxy.messages import Request, Response
 from upsproxy.pkce import verifier_is_well_formed, verifier_matches
 from upsproxy.profile import ReplayProfile
+from upsproxy.routes import LOGIN_PATH
 from upsproxy.shapes import Minter
 from upsproxy.store import AccessGrant, CodeGrant, PendingLogin, RefreshGrant, StateStore
 
 __all__ = ["AuthServer"]
 
-LOGIN_PATH = "/lasso/signin"
 _LOGIN_GONE = ("This sign-in is unknown, was already used, or has expired (after "
                "10 minutes). Start again from your application.")
 

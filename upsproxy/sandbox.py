@@ -1,8 +1,8 @@
 """The replay sandbox: routes a request for a UPS host to the right handler.
 
-This is the single entry point the mitmproxy addon calls. It decides by host
-and exact path (``/api/security/v1/oauth/token`` is not the token endpoint),
-and turns any unexpected exception into a UPS-shaped 500 so one bad request
+This is the single entry point the mitmproxy addon calls. ``routes`` decides
+which endpoint a request is for (by host and exact path), and this module
+turns any unexpected exception into a UPS-shaped 500 so one bad request
 never takes the proxy down.
 """
 
@@ -20,19 +20,17 @@ from upsproxy.config import SandboxConfig, load_config
 from upsproxy.control import CONTROL_PREFIX, ControlApi
 from upsproxy.envelopes import error_response, resolve
 from upsproxy.messages import Request, Response, printable
-from upsproxy.oauth import LOGIN_PATH, AuthServer
+from upsproxy.oauth import AuthServer
 from upsproxy.profile import profile_from_cassette
 from upsproxy.protected import ProtectedApi
+from upsproxy.routes import endpoint_of
 from upsproxy.shapes import Minter
 from upsproxy.store import MemoryStore, StateStore
 
-__all__ = ["API_HOSTS", "DEFAULT_CASSETTE", "LOGIN_HOSTS", "UPS_HOSTS", "Sandbox", "SandboxOptions"]
+__all__ = ["DEFAULT_CASSETTE", "Sandbox", "SandboxOptions"]
 
 log = logging.getLogger(__name__)
 
-API_HOSTS = frozenset({"wwwcie.ups.com", "onlinetools.ups.com"})
-LOGIN_HOSTS = frozenset({"www.ups.com"})
-UPS_HOSTS = API_HOSTS | LOGIN_HOSTS
 MAX_QUERY = 8 * 1024
 """Longer queries (an 8 MB ``state``) are refused rather than stored and echoed."""
 DEFAULT_CASSETTE = Path(__file__).resolve().parent / "cassettes" / "ups-cie.yaml"
@@ -71,9 +69,11 @@ class Sandbox:
                                auto_approve=auto_approve)
         self.api = ProtectedApi(cassette, self.store, self.clock, self.errors)
         self._routes: dict[str, Callable[[Request], Response]] = {
-            "/security/v1/oauth/authorize": self.auth.authorize,
-            "/security/v1/oauth/token": self.auth.token,
-            "/security/v1/oauth/refresh": self.auth.refresh,
+            "authorize": self.auth.authorize,
+            "login": self.auth.login,
+            "token": self.auth.token,
+            "refresh": self.auth.refresh,
+            "api": self.api.handle,
         }
         self.control = ControlApi()
         """``/_upsproxy/...`` on the reverse listener; features add their endpoints."""
@@ -120,12 +120,8 @@ class Sandbox:
                 return error_response(self.errors["invalid_request"], rule="query_not_utf8")
         if path.startswith(CONTROL_PREFIX) and req.origin is not None:
             return self.control.handle(req)
-        if path == LOGIN_PATH and (req.origin is not None or req.host in LOGIN_HOSTS):
-            return self.auth.login(req)
-        handler = self._routes.get(path)
-        if handler is not None and (req.origin is not None or req.host in API_HOSTS):
+        endpoint = endpoint_of(req)
+        handler = self._routes.get(endpoint) if endpoint is not None else None
+        if handler is not None:
             return handler(req)
-        if (path.startswith("/api/") and not path.startswith("/api/security/")
-                and (req.origin is not None or req.host in API_HOSTS)):
-            return self.api.handle(req)
         return error_response(self.errors["not_found"], rule="not_found")
