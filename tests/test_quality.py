@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["cassette", "clock", "config", "control", "demo", "envelopes", "errors", "forms",
-        "login_page", "messages", "oauth", "pkce", "profile", "protected", "routes", "sandbox",
-        "shapes", "store", "trust", "yamlfile"]
+CORE = ["cassette", "cassette_cache", "clock", "config", "control", "demo", "envelopes",
+        "errors", "forms", "login_page", "messages", "oauth", "pkce", "profile", "protected",
+        "routes", "sandbox", "shapes", "store", "trust", "yamlfile"]
 
 
 def test_the_core_never_imports_mitmproxy():

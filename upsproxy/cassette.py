@@ -16,11 +16,14 @@ libyaml when present; every problem is reported with the file and line.
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from upsproxy.cassette_cache import load_cached, store_cached
 from upsproxy.errors import CassetteError
 from upsproxy.shapes import Shape, shape_from_mapping
 from upsproxy.yamlfile import Invalid as _Invalid
@@ -97,17 +100,24 @@ def load_cassette(path: str | Path) -> Cassette:
 
 
 def parse_cassette(text: str, path: str = "<cassette>") -> Cassette:
-    data = parse_text(text, path, CassetteError)
+    """Validate a cassette's text. A big one's parsed data is kept in the
+    compiled cache (``cassette_cache``), so only its first load parses YAML."""
+    hit = load_cached(text)
+    data, flat = hit if hit is not None else (parse_text(text, path, CassetteError), None)
     try:
-        return _build(data, path)
+        cassette = _build(data, path, flat)
     except _Invalid as bad:
         raise CassetteError(path, bad.reason, locate(text, bad.where)) from None
+    if hit is None:
+        store_cached(text, data)
+    return cassette
 
 
 # -- validation -------------------------------------------------------------------
 
 
-def _build(data: Any, path: str) -> Cassette:
+def _build(data: Any, path: str, flat: str | None = None) -> Cassette:
+    """``flat``: ``data`` as JSON text, when the caller has it (the cache)."""
     if not isinstance(data, dict):
         raise _Invalid((), "a cassette is a YAML mapping with 'version' and 'interactions'")
     if "version" not in data:
@@ -135,12 +145,12 @@ def _build(data: Any, path: str) -> Cassette:
             shapes[kind] = shape_from_mapping(raw)
         except ValueError as exc:
             raise _Invalid(("shapes", kind), f"shapes.{kind}: {exc}") from None
-    _check_placeholders(raw_shapes, ("shapes",), special_ok=True)
     raw_interactions = data.get("interactions")
     if not isinstance(raw_interactions, list):
         raise _Invalid(("interactions",) if "interactions" in data else (),
                        "'interactions' must be a list")
     interactions = [_interaction(raw, i) for i, raw in enumerate(raw_interactions)]
+    _check_placeholders(data, raw_shapes, raw_interactions, flat)
     return Cassette(path, dict(meta), shapes, interactions, version)
 
 
@@ -158,7 +168,6 @@ def _interaction(raw: Any, i: int) -> Interaction:
     for side in ("request", "response"):
         if not isinstance(raw.get(side), dict):
             raise _Invalid(where, f"interaction {i + 1}: missing '{side}' mapping")
-    _check_placeholders(raw, where, special_ok=False)
     return Interaction(kind, _request(raw["request"], (*where, "request"), i),
                        _response(raw["response"], (*where, "response"), i), name, i)
 
@@ -211,20 +220,44 @@ def _response(raw: dict[str, Any], where: tuple[str | int, ...], i: int) -> Mess
                    _body(raw.get("body"), (*where, "body"), i), status=status)
 
 
-def _check_placeholders(node: Any, where: tuple[str | int, ...], *, special_ok: bool) -> None:
-    """Every ``<<...>>`` must be a known placeholder; typos would leak into replay."""
+def _check_placeholders(data: Any, shapes: Any, interactions: list[Any],
+                        flat: str | None) -> None:
+    """Every ``<<...>>`` must be a known placeholder (typos would leak into
+    replay); ``<<client_id>>`` and ``<<random:N>>`` belong in shapes only.
+
+    One regex pass over the document's JSON text finds every marker at C speed
+    (JSON escapes line breaks, so no marker hides across lines); the tree is
+    walked, to name where a bad marker is, only when one looks wrong.
+    """
+    if flat is None:
+        flat = json.dumps(data, check_circular=False, default=str)
+    found = Counter(_ANY_MARKER.findall(flat))
+    in_shapes = Counter(_ANY_MARKER.findall(json.dumps(shapes, default=str)))
+    if all(_marker_ok(m, special_ok=False)
+           or (_SPECIAL.fullmatch(m) and count == in_shapes[m]) for m, count in found.items()):
+        return
+    _walk_placeholders(shapes, ("shapes",), special_ok=True)
+    for i, raw in enumerate(interactions):
+        _walk_placeholders(raw, ("interactions", i), special_ok=False)
+
+
+def _marker_ok(marker: str, special_ok: bool) -> bool:
+    if special_ok and _SPECIAL.fullmatch(marker):
+        return True
+    match = _PLACEHOLDER.fullmatch(marker)
+    return match is not None and match.group(1) in PLACEHOLDER_KINDS
+
+
+def _walk_placeholders(node: Any, where: tuple[str | int, ...], *, special_ok: bool) -> None:
     if isinstance(node, str):
         for marker in _ANY_MARKER.findall(node):
-            if special_ok and _SPECIAL.fullmatch(marker):
-                continue
-            match = _PLACEHOLDER.fullmatch(marker)
-            if match is None or match.group(1) not in PLACEHOLDER_KINDS:
+            if not _marker_ok(marker, special_ok):
                 raise _Invalid(where, f"bad placeholder {marker!r}: expected <<kind:N>> with kind "
                                f"one of {', '.join(sorted(PLACEHOLDER_KINDS))}")
     elif isinstance(node, dict):
         for key, value in node.items():
-            _check_placeholders(value, (*where, key), special_ok=special_ok)
+            _walk_placeholders(value, (*where, key), special_ok=special_ok)
     elif isinstance(node, list):
         for n, value in enumerate(node):
-            _check_placeholders(value, (*where, n), special_ok=special_ok)
+            _walk_placeholders(value, (*where, n), special_ok=special_ok)
 
