@@ -57,6 +57,15 @@ def replay(tmp_path):
         server.stop()
 
 
+def test_the_banner_demo_hint_runs_as_printed(replay):
+    hint = re.search(r"try it\s+(\S+) demo --base-url (\S+)", replay.banner)
+    assert hint is not None and hint.group(2) == replay.base_url
+    program = hint.group(1)
+    assert program == "upsproxy" or Path(program).name == "upsproxy"
+    if program != "upsproxy":  # not on PATH: the path the user typed
+        assert Path(program).exists()
+
+
 def test_banner_says_how_to_connect(replay, tmp_path):
     assert "HTTPS_PROXY=" + replay.proxy_url in replay.banner
     assert str(tmp_path / "conf" / "mitmproxy-ca-cert.pem") in replay.banner
@@ -168,6 +177,7 @@ def test_demo_fails_against_something_that_is_not_ups(tmp_path):
         server.shutdown()
         server.server_close()
     assert out.returncode == 1 and "deviation: authorize: expected HTTP 302" in out.stderr
+    assert "got 200 (0 bytes of no content type)" in out.stderr
 
 
 def test_demo_needs_exactly_one_target():
@@ -200,7 +210,8 @@ def test_demo_with_a_registered_client(tmp_path):
         assert f"with apps from {config}" in server.banner
         assert "register client UPSPROXYDEMO" in server.banner
         refused = run("demo", "--base-url", server.base_url)
-        assert refused.returncode == 1 and "ClientId is Invalid" in refused.stderr
+        assert refused.returncode == 1 and "UPS error 10401: ClientId is Invalid" in refused.stderr
+        assert "--client-id" in refused.stderr and "b'" not in refused.stderr
         out = run("demo", "--base-url", server.base_url, "--client-id", "MYAPP",
                   "--client-secret", "pw", "--redirect-uri", "https://my.example.test/cb")
         assert out.returncode == 0, out.stdout + out.stderr

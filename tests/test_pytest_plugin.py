@@ -66,3 +66,17 @@ def test_positional_marker_arguments_are_refused(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*takes keyword arguments only*"])
+
+
+def test_a_suite_that_turns_warnings_into_errors_still_gets_its_sandbox(pytester):
+    pytester.makepyfile(
+        """
+        import requests
+
+        def test_token_endpoint_answers(upsproxy):
+            resp = requests.post(upsproxy.base_url + "/security/v1/oauth/token",
+                                 data={"grant_type": "authorization_code"}, timeout=10)
+            assert resp.status_code == 401
+        """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=1)

@@ -13,6 +13,8 @@ import faulthandler
 import gc
 import logging
 import os
+import re
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -39,7 +41,7 @@ def _address(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
         host, port = default_host, value
     host = host.strip("[]") or default_host
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"{value!r} is not HOST:PORT (port 0-65535; 0 picks a free one)")
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (port 0-65535)")
     return host, int(port)
 
 
@@ -121,12 +123,23 @@ def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple
         hint = (" Is another upsproxy running? Pick other ports, or 0 for free ones: "
                 "--listen 127.0.0.1:0 --reverse-listen 127.0.0.1:0"
                 if "in use" in str(exc) else "")
-        click.echo(f"Error: {exc}.{hint}", err=True)
+        reason = re.sub(r"^\[Errno \d+\] ", "", str(exc))  # mitmproxy says the errno twice
+        click.echo(f"Error: {reason}.{hint}", err=True)
         _exit_now(1)
     except UpsproxyError as exc:
         click.echo(f"Error: {exc}", err=True)
         _exit_now(1)
     _exit_now(0)
+
+
+def _program() -> str:
+    """How to run upsproxy again, as the user did: ``upsproxy`` when that is on
+    PATH, else the path they typed (``.venv/bin/upsproxy``)."""
+    invoked = sys.argv[0] if sys.argv and sys.argv[0] else "upsproxy"
+    on_path = shutil.which("upsproxy")
+    if on_path and Path(on_path).resolve() == Path(invoked).resolve():
+        return "upsproxy"
+    return invoked if Path(invoked).name == "upsproxy" else "upsproxy"
 
 
 def _exit_now(code: int) -> None:
@@ -185,7 +198,7 @@ async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: t
         env_lines(running.proxy_url or "", running.ca_cert, bundle)), err=True)
     demo_hint = (" (register client UPSPROXYDEMO, or pass --client-id/--client-secret/"
                  "--redirect-uri)" if sandbox.config.apps is not None else "")
-    click.echo(f"  try it    upsproxy demo --base-url {running.reverse_url}{demo_hint}",
+    click.echo(f"  try it    {_program()} demo --base-url {running.reverse_url}{demo_hint}",
                err=True)
     click.echo("  Ctrl-C to stop.", err=True)
     try:

@@ -51,6 +51,17 @@ class _Reply:
                 f"{self.headers.get('content-type', 'no content type')}") from None
 
 
+def _describe(reply: _Reply) -> str:
+    """A UPS error's code and message, else only the body's size and type: a
+    body the demo did not expect could hold a token."""
+    try:
+        error = json.loads(reply.body)["response"]["errors"][0]
+        return f"UPS error {error['code']}: {error['message']}"
+    except (ValueError, UnicodeDecodeError, KeyError, IndexError, TypeError):
+        return (f"{len(reply.body)} bytes of "
+                f"{reply.headers.get('content-type', 'no content type')}")
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
@@ -91,9 +102,15 @@ def run_demo(*, base_url: str, proxy: str | None = None, cafile: str | None = No
     verifier = secrets.token_urlsafe(48)
 
     def expect(reply: _Reply, status: int, step: str) -> None:
-        if reply.status != status:
-            raise DemoFailure(f"{step}: expected HTTP {status}, got {reply.status}: "
-                              f"{reply.body[:200]!r}")
+        if reply.status == status:
+            return
+        hint = ""
+        if step == "authorize" and reply.status in (400, 401):
+            hint = (f"; the sandbox refused client {client_id!r} or its redirect URI: if it "
+                    "runs with --config, pass a registered app with --client-id, "
+                    "--client-secret and --redirect-uri")
+        raise DemoFailure(f"{step}: expected HTTP {status}, got {reply.status} "
+                          f"({_describe(reply)}){hint}")
 
     query = urlencode({"client_id": client_id, "redirect_uri": redirect_uri,
                        "response_type": "code", "scope": "read", "state": STATE,

@@ -56,7 +56,6 @@ CATALOGUE: dict[str, ErrorSpec] = {
     "body_too_large": ErrorSpec(400, "10400", "Request Body Too Large"),
     "method_not_allowed": ErrorSpec(405, "10405", "Method Not Allowed"),
     "not_found": ErrorSpec(404, "10404", "Resource Not Found"),
-    "login_expired": ErrorSpec(400, "10400", "Login session expired or unknown"),
     "server_error": ErrorSpec(500, "10500", "Internal Server Error"),
 }
 

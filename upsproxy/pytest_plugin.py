@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,10 +97,15 @@ class UpsproxyHandle:
 @pytest.fixture(scope="session")
 def upsproxy_server() -> Iterator[UpsproxyServer]:
     """One upsproxy replay proxy for the whole session, on free loopback ports."""
-    from upsproxy import mitm
-    from upsproxy.addons.replay import Replay
-    from upsproxy.cli import replay_settings
-    from upsproxy.trust import combined_bundle
+    with warnings.catch_warnings():
+        # mitmproxy's dependencies (pyasn1, passlib) warn about their own
+        # deprecations on import: not the user's code, so never the user's
+        # failure under -W error / filterwarnings = error.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from upsproxy import mitm
+        from upsproxy.addons.replay import Replay
+        from upsproxy.cli import replay_settings
+        from upsproxy.trust import combined_bundle
 
     confdir = Path(tempfile.mkdtemp(prefix="upsproxy-pytest-"))
     replay = Replay(Sandbox.from_options(SandboxOptions()))
