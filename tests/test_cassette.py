@@ -154,3 +154,22 @@ def test_odd_lifetimes_fall_back_to_the_defaults(value):
     profile = profile_from_cassette(parse_cassette(GOOD.replace('"3599"', value)))
     assert profile.access_ttl_s == profile_from_cassette(
         parse_cassette(GOOD.replace('expires_in: "3599", ', ""))).access_ttl_s
+
+
+def test_a_key_given_twice_is_refused_with_its_line():
+    err = problem(GOOD + "interactions: []\n")  # a bad merge: last one would win
+    assert "given twice" in err.reason and err.line == 14
+
+
+def test_version_must_be_the_integer_one():
+    assert "unknown cassette version" in problem(GOOD.replace("version: 1", "version: true")).reason
+    assert "unknown cassette version" in problem(GOOD.replace("version: 1", "version: '1'")).reason
+
+
+def test_a_fifo_is_refused_instead_of_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "c.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(CassetteError, match="not a regular file"):
+        load_cassette(fifo)

@@ -217,3 +217,18 @@ def test_demo_with_a_registered_client(tmp_path):
         assert out.returncode == 0, out.stdout + out.stderr
     finally:
         server.stop()
+
+
+def test_both_listeners_on_ipv6_loopback(tmp_path):
+    server = Replay("--listen", "[::1]:0", "--reverse-listen", "[::1]:0", confdir=tmp_path)
+    try:
+        assert server.proxy_url.startswith("http://[::1]:")
+        assert server.base_url.startswith("http://[::1]:")
+        resp = requests.post(f"{server.base_url}/security/v1/oauth/token", timeout=10)
+        assert resp.status_code == 400 and resp.json()["response"]["errors"][0]["code"] == "10400"
+        through = requests.post("https://wwwcie.ups.com/security/v1/oauth/token", timeout=10,
+                                proxies={"https": server.proxy_url},
+                                verify=str(tmp_path / "mitmproxy-ca-cert.pem"))
+        assert through.status_code == 400
+    finally:
+        server.stop()

@@ -44,6 +44,12 @@ def test_empty_file_is_an_open_sandbox(tmp_path):
     (GOOD.replace("invalid_code", "no_such_error"), 6, "unknown error name"),
     (GOOD.replace("status: 401", "status: '401'"), 6, "integer"),
     (GOOD.replace("client_secret", "client_secrett"), 3, "unknown app key"),
+    (GOOD.replace("client_id: TESTCLIENT", "client_id: 'TEST:CLIENT'"), 2, "without ':'"),
+    (GOOD.replace("https://app.example.test/cb", "'https://app.example.test/cb x'"), 4,
+     "spaces"),
+    (GOOD.replace("message: Nope", 'message: "a\\r\\nX-Injected: 1"'), 6,
+     "one line"),
+    (GOOD + "apps: []\n", 7, "given twice"),
     (GOOD.replace("errors:", "  - client_id: TESTCLIENT\n    redirect_uris: [https://x.test/]\n"
                   "errors:"), 5, "twice"),
 ])

@@ -118,3 +118,51 @@ def test_head_is_answered_without_a_body(upsproxy_env):
     get = requests.get(f"{UPS}/security/v1/oauth/token", timeout=10)
     assert resp.status_code == get.status_code and resp.content == b""
     assert resp.headers["Content-Length"] == str(len(get.content))
+
+
+def test_malformed_percent_escapes_are_refused_not_kept_literally(upsproxy):
+    import http.client
+    from urllib.parse import urlsplit
+
+    base = urlsplit(upsproxy.base_url)
+    conn = http.client.HTTPConnection(base.hostname, base.port, timeout=10)
+    try:  # http.client sends the target as is (requests would re-quote %zz as %25zz)
+        conn.request("GET", "/security/v1/oauth/authorize?client_id=C&state=%zz"
+                     "&redirect_uri=https%3A%2F%2Fapp.example.test%2Fcb&response_type=code")
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 400 and body["response"]["errors"][0]["message"] == "Invalid Request"
+    token = requests.post(f"{upsproxy.base_url}/security/v1/oauth/token",
+                          data=GOOD.replace("code=abc", "code=ab%zz"),
+                          headers={"Content-Type": FORM}, auth=(CLIENT, SECRET), timeout=10)
+    assert envelope(token) == (400, "10400", "Invalid Request Body")
+
+
+def test_two_content_types_are_refused(upsproxy):
+    import socket
+    from urllib.parse import urlsplit
+
+    base = urlsplit(upsproxy.base_url)
+    body = GOOD.encode()
+    raw = (b"POST /security/v1/oauth/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+           b"Content-Type: " + FORM.encode() + b"\r\nContent-Type: application/json\r\n"
+           b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    with socket.create_connection((base.hostname, base.port), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert json.loads(payload)["response"]["errors"][0]["message"] == "Invalid Request"
+
+
+def test_a_body_past_the_proxy_limit_is_refused_while_reading_and_serving_goes_on(upsproxy_env):
+    big = b"grant_type=" + b"a" * (3 * 1024 * 1024)
+    resp = requests.post(TOKEN, data=big, headers={"Content-Type": FORM}, timeout=30)
+    assert resp.status_code == 413
+    ok = requests.post(TOKEN, data=GOOD, headers={"Content-Type": FORM}, auth=(CLIENT, SECRET),
+                       timeout=10)
+    assert envelope(ok) == (400, "10400", "Invalid Authorization Code")

@@ -15,6 +15,8 @@ def test_charset_parameter_and_case_are_accepted():
     (FORM, b"a=1&a=2", "invalid_request"),
     (FORM, b"\xff\xfe=1", "invalid_body"),
     (FORM, b"a=%ff", "invalid_body"),
+    (FORM, b"code=%zz", "invalid_body"),
+    (FORM, b"code=abc%2", "invalid_body"),
     (FORM, b"justtext", "invalid_body"),
     (FORM, b"a=" + b"x" * MAX_FORM_BYTES, "body_too_large"),
 ])
@@ -45,3 +47,7 @@ def test_basic_splits_at_the_first_colon():
 @pytest.mark.parametrize("header", ["Bearer abc", "Basic", "Basic !!!", "Basic " + "bm9jb2xvbg=="])
 def test_malformed_basic_is_none(header):
     assert parse_basic(header) is None
+
+
+def test_a_plus_alone_is_a_space_and_valid_escapes_still_decode():
+    assert parse_form(FORM, b"a=x+y&b=%41%2b") == {"a": "x y", "b": "A+"}

@@ -51,3 +51,28 @@ def test_a_flood_of_unredeemed_logins_and_codes_is_swept():
     for n in range(MemoryStore.SWEEP_EVERY):
         store.put_code(f"new{n}", CodeGrant("C", "https://cb", None, None, 3 * day), 2 * day)
     assert store.counts()["codes"] == MemoryStore.SWEEP_EVERY
+
+
+def _login(expires_ms):
+    from upsproxy.store import PendingLogin
+
+    return PendingLogin("C", "https://cb", "s", None, None, expires_ms)
+
+
+def test_expired_sign_ins_are_swept_without_a_day_of_grace():
+    store = MemoryStore()
+    for n in range(MemoryStore.SWEEP_EVERY - 1):
+        store.put_login(f"t{n}", _login(600_000), 0)
+    # Two hours later: every earlier sign-in (10 minutes) is dead and goes at the sweep.
+    store.put_login("late", _login(7_800_000), 7_200_000)
+    assert store.counts()["logins"] == 1
+    assert store.get_login("late", 7_200_000) is not None
+
+
+def test_unfinished_sign_ins_are_capped_oldest_first(monkeypatch):
+    monkeypatch.setattr(MemoryStore, "MAX_PENDING_LOGINS", 50)
+    store = MemoryStore()
+    for n in range(120):
+        store.put_login(f"t{n}", _login(FAR), 0)
+    assert store.counts()["logins"] == 50
+    assert store.get_login("t0", 0) is None and store.get_login("t119", 0) is not None

@@ -123,7 +123,7 @@ def _build(data: Any, path: str, flat: str | None = None) -> Cassette:
     if "version" not in data:
         raise _Invalid((), "missing 'version' (this upsproxy reads version 1)")
     version = data["version"]
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # `true` equals 1 in Python
         raise _Invalid(("version",), f"unknown cassette version {version!r}; "
                        f"this upsproxy reads version {VERSION}")
     unknown = set(data) - {"version", "meta", "shapes", "interactions"}

@@ -26,6 +26,11 @@ from upsproxy import __version__
 from upsproxy.errors import StartupError, UpsproxyError
 
 DEFAULT_CONFDIR = "~/.upsproxy"
+REPLAY_REVERSE_TARGET = "http://wwwcie.ups.com:443"
+BODY_SIZE_LIMIT = "2m"
+"""mitmproxy buffers a whole body before any addon sees it; past this it refuses
+(413) while reading, so a 100 MB upload cannot grow the sandbox. Smaller bodies
+over the form limit (64 KiB) still get UPS's envelope from the core."""
 NO_TRAFFIC_HINT = (
     "upsproxy saw no UPS traffic. If your app did call UPS, it bypassed the sandbox:\n"
     "  - some clients ignore HTTPS_PROXY (Node's fetch, aiohttp without trust_env=True,\n"
@@ -162,8 +167,12 @@ def replay_settings(confdir: Path, listen: tuple[str, int] | None,
 
     return mitm.ProxySettings(
         confdir=confdir, listen=listen, reverse_listen=reverse_listen,
+        # An http:// target keeps the reverse listener TCP only: with https://
+        # mitmproxy also opens a UDP (HTTP/3) socket, which replay never needs
+        # and which mitmproxy 11 cannot bind on IPv6. Replay never dials it.
+        reverse_target=REPLAY_REVERSE_TARGET,
         options={"connection_strategy": "lazy", "allow_hosts": mitm.UPS_ALLOW_HOSTS,
-                 "upstream_cert": False},
+                 "upstream_cert": False, "body_size_limit": BODY_SIZE_LIMIT},
     )
 
 

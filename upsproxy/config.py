@@ -96,6 +96,10 @@ def _app(raw: Any, where: tuple[str | int, ...]) -> App:
     client_id = raw.get("client_id")
     if not isinstance(client_id, str) or not client_id:
         raise Invalid(where, "app needs a client_id (text)")
+    if ":" in client_id or not client_id.isprintable() or client_id != client_id.strip():
+        # Basic credentials split at the first colon: such a client could never sign in.
+        raise Invalid((*where, "client_id"), "client_id must be printable text without ':' "
+                      "or surrounding spaces (Basic auth splits id and secret at the first ':')")
     secret = raw.get("client_secret")
     if secret is not None and not isinstance(secret, str):
         raise Invalid((*where, "client_secret"), "client_secret must be text")
@@ -105,10 +109,11 @@ def _app(raw: Any, where: tuple[str | int, ...]) -> App:
                       "redirect_uris must be a non-empty list of URLs")
     for n, uri in enumerate(uris):
         parts = urlsplit(uri)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+        if (parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment
+                or not uri.isprintable() or " " in uri):
             raise Invalid((*where, "redirect_uris", n),
                           f"redirect_uris: {uri!r} is not an absolute http(s) URL "
-                          "without a fragment")
+                          "without a fragment, spaces or control characters")
     name = raw.get("name")
     if name is not None and not (isinstance(name, str) and name.isprintable()):
         raise Invalid((*where, "name"), "name must be text on one line (it becomes a header)")
@@ -124,4 +129,7 @@ def _error(raw: Any, where: tuple[str | int, ...]) -> dict[str, int | str]:
     for key in ("code", "message"):
         if key in raw and not isinstance(raw[key], str):
             raise Invalid((*where, key), f"{key} must be text (quote numbers: \"10400\")")
+        if key in raw and not raw[key].isprintable():
+            # The message is also sent as the APIErrorMessage header: no line breaks.
+            raise Invalid((*where, key), f"{key} must be one line without control characters")
     return dict(raw)

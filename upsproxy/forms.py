@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -20,6 +21,9 @@ MAX_FORM_BYTES = 64 * 1024
 """Token and refresh bodies are a few hundred bytes; anything this large is an error."""
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+"""A ``%`` not followed by two hex digits: decoders keep it literally, so ``%zz``
+would silently become part of a code or state instead of being refused."""
 MAX_FIELDS = 100
 
 
@@ -72,8 +76,12 @@ def parse_form(content_type: str | None, body: bytes,
 def _decode(part: str) -> str:
     """Form decoding (``+`` is a space), skipped when there is nothing to decode:
     most fields are plain, and unquoting is the costliest step of a token request."""
-    if "%" in part or "+" in part:
+    if "%" in part:
+        if BAD_ESCAPE.search(part):
+            raise FormError("invalid_body", "malformed percent-encoding")
         return unquote_plus(part, errors="strict")
+    if "+" in part:
+        return part.replace("+", " ")
     return part
 
 

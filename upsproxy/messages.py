@@ -9,11 +9,14 @@ anyway), so lookups never depend on the client's spelling.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import parse_qsl
 
 __all__ = ["Request", "Response", "printable"]
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def printable(text: str, limit: int = 200) -> str:
@@ -67,6 +70,8 @@ class Request:
         """Decoded query parameters; ValueError (UnicodeError) when the query is not
         percent-encoded UTF-8: a lossy decode would change ``state``'s bytes."""
         self.query.encode("utf-8")  # raw non-UTF-8 bytes arrive as lone surrogates
+        if "%" in self.query and _BAD_ESCAPE.search(self.query):
+            raise ValueError("malformed percent-encoding")  # parse_qsl would keep "%zz"
         return parse_qsl(self.query, keep_blank_values=True, errors="strict")
 
 

@@ -206,8 +206,9 @@ def _url(address: tuple[str, int] | None) -> str | None:
 
 
 def _spec_address(address: tuple[str, int]) -> str:
-    host = f"[{address[0]}]" if ":" in address[0] else address[0]
-    return f"{host}:{address[1]}"
+    """``host:port`` as a mode spec wants it: mitmproxy splits at the last colon
+    and hands the host to getaddrinfo as is, so IPv6 goes without brackets."""
+    return f"{address[0]}:{address[1]}"
 
 
 def _free_port(host: str) -> int:

@@ -205,6 +205,8 @@ class AuthServer:
     def _form(self, req: Request, where: str) -> dict[str, str] | Response:
         if req.method != "POST":
             return self._fail("method_not_allowed", f"{where}.method")
+        if len(req.header_all("content-type")) > 1:  # which one would UPS believe?
+            return self._fail("invalid_request", f"{where}.duplicate_content_type")
         try:
             return parse_form(req.header("content-type"), req.body,
                               req.header("content-encoding"))

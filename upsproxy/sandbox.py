@@ -117,7 +117,7 @@ class Sandbox:
             try:
                 req.query_pairs  # noqa: B018 - parse once, strictly, before any handler
             except ValueError:
-                return error_response(self.errors["invalid_request"], rule="query_not_utf8")
+                return error_response(self.errors["invalid_request"], rule="bad_query")
         if path.startswith(CONTROL_PREFIX) and req.origin is not None:
             return self.control.handle(req)
         endpoint = endpoint_of(req)

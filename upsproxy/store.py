@@ -100,6 +100,9 @@ class MemoryStore:
     """Dictionaries behind one lock; expired entries are swept as new ones arrive."""
 
     SWEEP_EVERY = 1024
+    MAX_PENDING_LOGINS = 10_000
+    """Sign-ins nobody finished: an authorize flood must not grow memory without
+    bound, so past this many the oldest is forgotten (its page says "expired")."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -114,6 +117,8 @@ class MemoryStore:
     def put_login(self, txn: str, login: PendingLogin, now_ms: int) -> None:
         with self._lock:
             self._logins[txn] = login
+            if len(self._logins) > self.MAX_PENDING_LOGINS:
+                del self._logins[next(iter(self._logins))]  # dicts keep insertion order
             self._count_put(now_ms)
 
     def get_login(self, txn: str, now_ms: int) -> PendingLogin | None:
@@ -197,16 +202,19 @@ class MemoryStore:
 
     # -- housekeeping -----------------------------------------------------------
     def _count_put(self, now_ms: int) -> None:
-        """Every SWEEP_EVERY writes, drop what expired a day before the sandbox's
-        latest "now" (lock held). Tombstones outlive their grant by that day."""
+        """Every SWEEP_EVERY writes, drop expired sign-ins and access tokens, and
+        codes and refresh tokens (or their tombstones) that expired a day before
+        the sandbox's latest "now" (lock held): for that day a reuse is still
+        logged as "reused" rather than "unknown"."""
         self._last_now_ms = max(self._last_now_ms, now_ms)
         self._puts += 1
         if self._puts % self.SWEEP_EVERY:
             return
-        horizon = self._last_now_ms - 86_400_000
+        now = self._last_now_ms
         for table in (self._logins, self._access):
-            for key in [k for k, v in table.items() if v.expires_ms < horizon]:
+            for key in [k for k, v in table.items() if v.expires_ms <= now]:
                 del table[key]
+        horizon = now - 86_400_000
         for spent_table in (self._codes, self._refresh):
             for key in [k for k, v in spent_table.items() if _expiry(v) < horizon]:
                 del spent_table[key]

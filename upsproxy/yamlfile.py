@@ -8,6 +8,7 @@ fast path never pays for line tracking.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,30 @@ __all__ = ["Invalid", "Where", "locate", "parse_text", "read_text"]
 Where = tuple[str | int, ...]
 
 try:  # libyaml is an order of magnitude faster on large files
-    _Loader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = yaml.CSafeLoader
+    _Base: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on the PyYAML build
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """The safe loader, refusing a key given twice in one mapping.
+
+    YAML's rule is "last one wins", so a cassette with a second
+    ``interactions:`` (a bad merge) would silently lose every interaction of
+    the first; a config with two ``apps:`` its first registry.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"the key {key_node.value!r} is given twice", key_node.start_mark)
+                seen.add(key)
+        return dict(super().construct_mapping(node, deep=deep))
 
 
 class Invalid(Exception):
@@ -40,6 +62,9 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 
 def read_text(path: str | Path, error: type[FileProblem]) -> str:
     try:
+        if not stat.S_ISREG(Path(path).stat().st_mode) and not Path(path).is_dir():
+            # A FIFO or device would block the start-up, or never end.
+            raise error(str(path), "is not a regular file")
         with Path(path).open("rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
         if len(raw) > MAX_FILE_BYTES:
