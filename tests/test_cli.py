@@ -204,6 +204,8 @@ def test_env_refuses_port_zero(tmp_path):
 def test_demo_with_a_registered_client(tmp_path):
     config = tmp_path / "apps.yaml"
     config.write_text("apps:\n  - client_id: MYAPP\n    client_secret: pw\n"
+                      "    redirect_uris: [https://my.example.test/cb]\n"
+                      "  - client_id: PUBLICAPP\n"
                       "    redirect_uris: [https://my.example.test/cb]\n")
     server = Replay("--config", str(config), confdir=tmp_path)
     try:
@@ -215,6 +217,9 @@ def test_demo_with_a_registered_client(tmp_path):
         out = run("demo", "--base-url", server.base_url, "--client-id", "MYAPP",
                   "--client-secret", "pw", "--redirect-uri", "https://my.example.test/cb")
         assert out.returncode == 0, out.stdout + out.stderr
+        public = run("demo", "--base-url", server.base_url, "--client-id", "PUBLICAPP",
+                     "--client-secret", "", "--redirect-uri", "https://my.example.test/cb")
+        assert public.returncode == 0, public.stdout + public.stderr
     finally:
         server.stop()
 

@@ -328,3 +328,39 @@ def test_access_token_header_has_no_placeholders_and_a_stable_kid(sandbox):
     assert len(heads) == 1
     header = json.loads(base64.urlsafe_b64decode(heads.pop() + "=="))
     assert "<<" not in json.dumps(header) and len(header["kid"]) == 36
+
+
+PUBLIC_AND_CONFIDENTIAL = f"""
+apps:
+  - client_id: {CLIENT}
+    client_secret: S3CRET
+    redirect_uris: [{CALLBACK}]
+  - client_id: PUBLICAPP
+    redirect_uris: [{CALLBACK}]
+"""
+
+
+def test_a_public_app_refreshes_naming_itself_in_the_body(tmp_path):
+    sandbox = make_sandbox(config_text=PUBLIC_AND_CONFIDENTIAL, tmp_path=tmp_path)
+    code = get_code(sandbox, client_id="PUBLICAPP")
+    issued = sandbox.handle(post(TOKEN, token_fields(code, client_id="PUBLICAPP")))
+    assert issued.status == 200
+    old = json.loads(issued.body)["refresh_token"]
+    fields = {"grant_type": "refresh_token", "refresh_token": old, "client_id": "PUBLICAPP"}
+    assert sandbox.handle(post(REFRESH, fields)).status == 200
+    again = sandbox.handle(post(REFRESH, fields))
+    assert error_of(again) == (400, "10400", "Invalid Refresh Token")  # rotated, as with Basic
+    no_id = sandbox.handle(post(REFRESH, {"grant_type": "refresh_token", "refresh_token": old}))
+    assert error_of(no_id) == (401, "10400", "Invalid/Missing Authorization Header")
+
+
+def test_pkce_needs_no_secret_even_from_an_app_registered_with_one(tmp_path):
+    sandbox = make_sandbox(config_text=PUBLIC_AND_CONFIDENTIAL, tmp_path=tmp_path)
+    assert sandbox.handle(post(TOKEN, token_fields(get_code(sandbox)))).status == 200
+    # ...but its refresh needs Basic: only an app without a secret refreshes by body id.
+    code = get_code(sandbox)
+    body = json.loads(sandbox.handle(post(TOKEN, token_fields(code))).body)
+    fields = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"],
+              "client_id": CLIENT}
+    refused = sandbox.handle(post(REFRESH, fields))
+    assert error_of(refused) == (401, "10400", "Invalid/Missing Authorization Header")

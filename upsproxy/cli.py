@@ -267,7 +267,8 @@ def env(confdir: Path, listen: tuple[str, int]) -> None:
 @click.option("--client-id", default="UPSPROXYDEMO", show_default=True,
               help="Client to authorize as (register it when the sandbox has a --config).")
 @click.option("--client-secret", default="demo-secret", show_default=True,
-              help="Its secret, sent with Basic auth on refresh.")
+              help="Its secret, sent with Basic auth on refresh; '' for a public app "
+                   "(registered without a secret), which refreshes by client_id.")
 @click.option("--redirect-uri", default="https://app.example.test/callback", show_default=True,
               help="Its registered callback URL.")
 def demo(proxy: str | None, confdir: Path, base_url: str | None, ups_url: str, client_id: str,

@@ -162,9 +162,16 @@ def run_demo(*, base_url: str, proxy: str | None = None, cafile: str | None = No
     expect(reply, 400, "code reuse")
     say("5. same code again      -> 400, codes are single use")
 
-    reply = client.send("POST", f"{base_url}/security/v1/oauth/refresh",
-                        form={"grant_type": "refresh_token", "refresh_token": first_refresh},
-                        headers={"Authorization": basic})
+    def refresh(token: str) -> _Reply:
+        """With Basic, or for a public app (no secret) with its client_id in the body."""
+        form = {"grant_type": "refresh_token", "refresh_token": token}
+        if not client_secret:
+            return client.send("POST", f"{base_url}/security/v1/oauth/refresh",
+                               form={**form, "client_id": client_id})
+        return client.send("POST", f"{base_url}/security/v1/oauth/refresh", form=form,
+                           headers={"Authorization": basic})
+
+    reply = refresh(first_refresh)
     expect(reply, 200, "refresh")
     refreshed = reply.json()
     assert isinstance(refreshed, dict)
@@ -172,9 +179,7 @@ def run_demo(*, base_url: str, proxy: str | None = None, cafile: str | None = No
         raise DemoFailure("refresh: the refresh token did not rotate")
     say("6. refresh              -> 200, a new refresh token (rotated)")
 
-    reply = client.send("POST", f"{base_url}/security/v1/oauth/refresh",
-                        form={"grant_type": "refresh_token", "refresh_token": first_refresh},
-                        headers={"Authorization": basic})
+    reply = refresh(first_refresh)
     expect(reply, 400, "old refresh token")
     errors = reply.json()
     message = errors["response"]["errors"][0]["message"]  # type: ignore[index]

@@ -180,15 +180,21 @@ class AuthServer:
                 return self._fail("invalid_client", f"{where}.client_id_mismatch",
                                   creds.client_id)
             return self._check_registered(creds, where) or _Client(creds.client_id, False)
-        if not allow_pkce or "code_verifier" not in form:
-            return self._fail("missing_auth_header", f"{where}.missing_basic",
-                              form.get("client_id"))
+        # No Basic header: only a public client may do that, naming itself in the
+        # body: with PKCE at the token endpoint, and at refresh when it is
+        # registered without a secret (it has none to send).
+        apps = self.config.apps
         client_id = form.get("client_id", "")
+        app = apps.get(client_id) if apps is not None else None
+        public_refresh = not allow_pkce and app is not None and app.client_secret is None
+        if not public_refresh and (not allow_pkce or "code_verifier" not in form):
+            return self._fail("missing_auth_header", f"{where}.missing_basic", client_id or None)
         if not client_id:
             return self._fail("invalid_client", f"{where}.pkce_missing_client_id")
-        apps = self.config.apps
-        if apps is not None and client_id not in apps:
+        if apps is not None and app is None:
             return self._fail("invalid_client", f"{where}.unknown_client", client_id)
+        # The PKCE exchange needs no secret even from an app registered with one:
+        # that is UPS's PKCE mode (the verifier is the proof).
         return _Client(client_id, True)
 
     def _check_registered(self, creds: BasicCredentials, where: str) -> Response | None:
