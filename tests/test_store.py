@@ -51,3 +51,17 @@ def test_a_flood_of_unredeemed_logins_and_codes_is_swept():
     for n in range(MemoryStore.SWEEP_EVERY):
         store.put_code(f"new{n}", CodeGrant("C", "https://cb", None, None, 3 * day), 2 * day)
     assert store.counts()["codes"] == MemoryStore.SWEEP_EVERY
+
+
+def test_snapshot_lists_live_grants_by_fingerprint():
+    from upsproxy.store import fingerprint
+
+    store = MemoryStore()
+    store.put_code("live", CodeGrant("C", "https://cb", None, None, FAR), 0)
+    store.put_code("spent", CodeGrant("C", "https://cb", None, None, FAR), 0)
+    store.redeem_code("spent", 0, lambda g: None)
+    store.put_tokens("a", AccessGrant("C", None, 100), "r", RefreshGrant("C", None, 0, FAR, 0))
+    snap = store.snapshot(100)
+    assert [key for key, _ in snap.codes] == [fingerprint("live")]
+    assert snap.access == [] and len(snap.refresh) == 1  # the access token expired at 100
+    assert "live" not in fingerprint("live") and fingerprint("live").endswith("len=4")

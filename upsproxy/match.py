@@ -176,6 +176,7 @@ def closest(candidates: Sequence[tuple[Wanted, T]], actual: Wanted,
     for n, (recorded, item) in enumerate(candidates):
         failed = [(i, r) for i, m in enumerate(MATCHERS) if (r := m(recorded, actual))]
         weight = sum(8 >> i for i, _ in failed)
-        scored.append((weight, n, Miss(item, tuple(r for _, r in failed))))
-    scored.sort(key=lambda t: (t[0], t[1]))
-    return [miss for _, _, miss in scored[:limit]]
+        parts = sum(r.count(";") + 1 for _, r in failed)  # then: fewer differences
+        scored.append((weight, parts, n, Miss(item, tuple(r for _, r in failed))))
+    scored.sort(key=lambda t: t[:3])
+    return [t[3] for t in scored[:limit]]

@@ -124,8 +124,9 @@ class SqliteStore:
         if "meta" in tables:
             try:
                 meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            except sqlite3.DatabaseError:
-                meta = {}
+            except sqlite3.DatabaseError as exc:
+                raise self._problem(f"is damaged: its meta table cannot be read ({exc}); "
+                                    "upsproxy leaves it untouched") from None
         if meta.get("format") != FORMAT:
             raise self._problem("is a SQLite database but not an upsproxy state file "
                                 "(no upsproxy format mark); upsproxy leaves it untouched: "
@@ -142,7 +143,8 @@ class SqliteStore:
         except sqlite3.DatabaseError as exc:
             raise self._problem(f"is damaged ({exc})") from None
         if verdict != "ok":
-            raise self._problem(f"is damaged (SQLite quick_check: {verdict})")
+            raise self._problem("is damaged (SQLite quick_check: "
+                                f"{' '.join(str(verdict).split())[:300]})")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=10000")
