@@ -87,6 +87,7 @@ def install(sandbox: Sandbox) -> None:
         snap = sandbox.store.snapshot(now)
         return {
             "now_ms": now, "now": iso(now), "store": type(sandbox.store).__name__,
+            "state_file": str(path) if (path := getattr(sandbox.store, "path", None)) else None,
             "counts": snap.counts, "pending_logins": snap.logins,
             "codes": [{"id": key, "client_id": g.client_id, "redirect_uri": g.redirect_uri,
                        "pkce": g.challenge is not None, "scope": g.scope,

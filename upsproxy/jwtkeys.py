@@ -11,8 +11,9 @@ signed per the recorded header's ``alg``:
   key (nobody outside can verify these; they are not published);
 - any other ``alg`` is refused when the cassette is loaded (``shapes``).
 
-The key is made once and kept in the confdir (``upsproxy-jwt-key.pem``, 0600)
-when there is one, else once per process; its public half is served as a
+The key is made once and kept in the confdir (``upsproxy-jwt-key.pem`` for
+2048 bits, ``upsproxy-jwt-key-4096.pem`` and so on; 0600) when there is one,
+else once per process; its public half is served as a
 JWKS (RFC 7517) at ``/_upsproxy/jwks``. Its ``kid`` is the RFC 7638 thumbprint
 written as a UUID, the 36-character form UPS's own key ids have. Loading and
 generating happen when a sandbox is built, never on the request path.
