@@ -36,11 +36,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from upsproxy.errors import StartupError
+from upsproxy.shapes import SUPPORTED_ALGS
 
 __all__ = ["KEY_FILE", "SUPPORTED_ALGS", "JwtSigner", "key_bits_for", "load_signer"]
 
 KEY_FILE = "upsproxy-jwt-key.pem"
-SUPPORTED_ALGS = ("RS256", "RS384", "RS512", "HS256", "HS384", "HS512")
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _HMAC = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}

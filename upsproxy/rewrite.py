@@ -9,7 +9,8 @@ clock a test moved, it should read as fresh and as the caller's own:
   recorder redacted) stay as they are, visibly redacted;
 - dates move by the whole days between the cassette's ``meta.recorded_at``
   and the sandbox clock (whole days keep each time of day and every interval
-  between events): ``YYYYMMDD`` texts under keys naming a date, ISO-8601 dates
+  between events; rounded down, so the moved recording time is never after
+  "now"): ``YYYYMMDD`` texts under keys naming a date, ISO-8601 dates
   and date-times anywhere, and epoch-millisecond values under ``*_at`` or
   ``*timestamp`` keys. Without ``recorded_at`` dates stay as recorded.
 

@@ -15,11 +15,15 @@ import json
 import random
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from upsproxy.jwtkeys import SUPPORTED_ALGS, JwtSigner
+if TYPE_CHECKING:  # signing (and cryptography) is the sandbox's business, not a shape's
+    from upsproxy.jwtkeys import JwtSigner
 
-__all__ = ["JwtShape", "Minter", "Shape", "TokenShape", "shape_from_mapping"]
+__all__ = ["SUPPORTED_ALGS", "JwtShape", "Minter", "Shape", "TokenShape", "shape_from_mapping"]
+
+SUPPORTED_ALGS = ("RS256", "RS384", "RS512", "HS256", "HS384", "HS512")
+"""JWS algorithms replay can sign minted tokens with (``jwtkeys``)."""
 
 _ALPHABETS = ("base64", "base64url", "hex", "alnum")
 _TIME_CLAIMS = frozenset({"iat", "nbf", "auth_time"})
