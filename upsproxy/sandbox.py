@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from upsproxy import control_endpoints
 from upsproxy.cassette import Cassette, load_cassette
 from upsproxy.clock import MovableClock, SandboxClock
 from upsproxy.config import SandboxConfig, load_config
@@ -103,8 +104,6 @@ class Sandbox:
         self.exchanges: deque[Exchange] = deque(maxlen=EXCHANGES_KEPT)
         self.control = ControlApi()
         """``/_upsproxy/...`` on the reverse listener; features add their endpoints."""
-        from upsproxy import control_endpoints
-
         control_endpoints.install(self)
 
     @classmethod
@@ -123,17 +122,20 @@ class Sandbox:
                        lifetimes=lifetimes,
                        keydir=Path(options.keydir) if options.keydir else None,
                        **kwargs)  # type: ignore[arg-type]
-        except ValueError as exc:
+        except BaseException as exc:
             store = kwargs.get("store")
             if store is not None:
                 store.close()  # type: ignore[attr-defined]
-            raise UpsproxyError(str(exc)) from None
+            if isinstance(exc, ValueError):
+                raise UpsproxyError(str(exc)) from None
+            raise
 
     def close(self) -> None:
         """Release the state store (a SQLite file is checkpointed and closed)."""
         self.store.close()
 
     def handle(self, req: Request) -> Response:
+        """Answer ``req``; remember the exchange (not control calls) for ``GET exchanges``."""
         response = self._handle(req)
         if not (req.origin is not None and req.path.startswith(CONTROL_PREFIX)):
             self.exchanges.append((self.clock.now_ms(), req.method, req.origin or req.host,
