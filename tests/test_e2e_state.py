@@ -1,5 +1,7 @@
 """`upsproxy replay --state`: a restarted sandbox honours what apps saved."""
 
+import signal
+
 import requests
 from factories import CLIENT, SECRET
 from test_cli import Replay, run
@@ -64,3 +66,23 @@ def test_lifetime_flags_reach_the_token_answer(tmp_path):
         server.stop()
     out = run("replay", "--access-ttl", "0", "--confdir", str(tmp_path))
     assert out.returncode == 2 and "--access-ttl" in out.stderr
+
+
+def test_a_killed_sandbox_loses_no_issued_token(tmp_path):
+    """SIGKILL, no shutdown at all: every answered exchange was already committed."""
+    state = tmp_path / "state.db"
+    server = Replay("--state", str(state), confdir=tmp_path / "conf")
+    try:
+        ups = UpsClient(server.base_url, requests.Session())
+        saved = [ups.token(ups.code(verifier=None), basic=(CLIENT, SECRET)).json()
+                 for _ in range(3)]
+    finally:
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.communicate(timeout=15)
+    assert server.proc.returncode == -signal.SIGKILL
+    server = Replay("--state", str(state), confdir=tmp_path / "conf")
+    try:
+        ups = UpsClient(server.base_url, requests.Session())
+        assert [ups.refresh(s["refresh_token"]).status_code for s in saved] == [200] * 3
+    finally:
+        server.stop()
