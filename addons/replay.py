@@ -31,7 +31,15 @@ from upsproxy.sandbox import Sandbox, SandboxOptions
 
 exchange_log = logging.getLogger("upsproxy.exchange")
 
-OPTIONS = ("upsproxy_cassette", "upsproxy_config", "upsproxy_auto_approve")
+OPTIONS = ("upsproxy_cassette", "upsproxy_config", "upsproxy_auto_approve", "upsproxy_state",
+           "upsproxy_access_ttl", "upsproxy_refresh_ttl", "upsproxy_code_ttl")
+
+
+def _ttl(name: str, value: int) -> int | None:
+    """0 means the cassette's lifetime; anything else must be positive seconds."""
+    if value < 0:
+        raise exceptions.OptionsError(f"{name} must be seconds (0: the cassette's), not {value}")
+    return value or None
 
 
 class Replay:
@@ -51,19 +59,41 @@ class Replay:
                           "Config file: registered apps and error overrides.")
         loader.add_option("upsproxy_auto_approve", bool, False,
                           "Skip the login page: authorize redirects straight to the callback.")
+        loader.add_option("upsproxy_state", str, "",
+                          "SQLite file for codes, tokens and the clock (default: in memory).")
+        loader.add_option("upsproxy_access_ttl", int, 0,
+                          "Access token lifetime in seconds (0: the cassette's).")
+        loader.add_option("upsproxy_refresh_ttl", int, 0,
+                          "Refresh token lifetime in seconds (0: the cassette's).")
+        loader.add_option("upsproxy_code_ttl", int, 0,
+                          "Authorization code lifetime in seconds (0: the default 300).")
 
     def configure(self, updated: set[str]) -> None:
         if self._preset or (not (updated & set(OPTIONS)) and self.sandbox is not None):
             return
+        opts = ctx.options
         options = SandboxOptions(
-            cassette=ctx.options.upsproxy_cassette or None,
-            config=ctx.options.upsproxy_config or None,
-            auto_approve=ctx.options.upsproxy_auto_approve,
+            cassette=opts.upsproxy_cassette or None,
+            config=opts.upsproxy_config or None,
+            auto_approve=opts.upsproxy_auto_approve,
+            state=opts.upsproxy_state or None,
+            access_ttl=_ttl("upsproxy_access_ttl", opts.upsproxy_access_ttl),
+            refresh_ttl=_ttl("upsproxy_refresh_ttl", opts.upsproxy_refresh_ttl),
+            code_ttl=_ttl("upsproxy_code_ttl", opts.upsproxy_code_ttl),
+            keydir=opts.confdir,
         )
         try:
-            self.sandbox = Sandbox.from_options(options)
+            sandbox = Sandbox.from_options(options)
         except UpsproxyError as exc:
             raise exceptions.OptionsError(str(exc)) from None
+        old, self.sandbox = self.sandbox, sandbox
+        if old is not None:
+            old.close()
+
+    def done(self) -> None:
+        """Close the state store of a sandbox this addon made (not a preset one)."""
+        if not self._preset and self.sandbox is not None:
+            self.sandbox.close()
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or not flow.live or self.sandbox is None:

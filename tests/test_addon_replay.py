@@ -27,6 +27,7 @@ def mitmdump(tmp_path):
         [str(MITMDUMP), "-s", str(ROOT / "addons" / "replay.py"),
          "--set", f"confdir={tmp_path}", "--set", "connection_strategy=lazy",
          "--set", f"upsproxy_config={config}", "--set", "flow_detail=0",
+         "--set", "upsproxy_access_ttl=120", "--set", f"upsproxy_state={tmp_path / 'state.db'}",
          "--mode", "reverse:https://wwwcie.ups.com@127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
@@ -40,6 +41,7 @@ def mitmdump(tmp_path):
             proc.wait()
             pytest.fail(f"mitmdump did not start within 30 s: {output}")
     yield f"http://127.0.0.1:{match.group(1)}"
+    assert (tmp_path / "state.db").stat().st_size > 0  # upsproxy_state
     proc.terminate()
     proc.wait(timeout=15)
     proc.stdout.close()
@@ -50,6 +52,7 @@ def test_full_flow_through_stock_mitmdump(mitmdump):
     ups = UpsClient(mitmdump, requests.Session())
     resp = ups.token(ups.code(verifier=None), basic=(CLIENT, SECRET))
     assert resp.status_code == 200 and next(iter(resp.json())) == "refresh_token_expires_in"
+    assert resp.json()["expires_in"] == "120"  # upsproxy_access_ttl
     assert ups.refresh(resp.json()["refresh_token"]).status_code == 200
     # The config file was applied: an unregistered client is refused.
     assert ups.authorize(client_id="STRANGER").status_code == 401
@@ -66,3 +69,14 @@ def test_a_bad_cassette_option_is_refused_by_mitmdump(tmp_path):
         capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert f"{bad}:1: unknown cassette version 3" in out.stdout + out.stderr
+
+
+@pytest.mark.skipif(not MITMDUMP.exists(), reason="mitmdump is not installed")
+def test_a_negative_lifetime_option_is_refused_by_mitmdump(tmp_path):
+    out = subprocess.run(
+        [str(MITMDUMP), "-s", str(ROOT / "addons" / "replay.py"), "--set",
+         "upsproxy_access_ttl=-5", "--set", f"confdir={tmp_path}", "--mode",
+         "reverse:https://wwwcie.ups.com@127.0.0.1:0"],
+        capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "upsproxy_access_ttl must be seconds" in out.stdout + out.stderr

@@ -19,7 +19,8 @@ def test_a_mistyped_marker_argument_fails_the_test_with_the_known_names(pytester
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines([
-        "*unknown argument(s) autoapprove; known: auto_approve, cassette, config*",
+        "*unknown argument(s) autoapprove; known: access_ttl, auto_approve, cassette, code_ttl, "
+        "config, refresh_ttl, state*",
         "*auto_approve must be True or False*",
     ])
 
@@ -80,3 +81,29 @@ def test_a_suite_that_turns_warnings_into_errors_still_gets_its_sandbox(pytester
         """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
     result.assert_outcomes(passed=1)
+
+
+def test_lifetime_and_state_marker_keys_and_mint_code(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+
+        @pytest.mark.upsproxy(access_ttl="60")
+        def test_not_an_int(upsproxy):
+            pass
+
+        @pytest.mark.upsproxy(access_ttl=60, state="state.db")
+        def test_lifetime_and_state(upsproxy):
+            code = upsproxy.mint_code("C", "https://app.test/cb")
+            resp = requests.post(upsproxy.base_url + "/security/v1/oauth/token",
+                                 data={"grant_type": "authorization_code", "code": code,
+                                       "redirect_uri": "https://app.test/cb"},
+                                 auth=("C", "s"), timeout=10)
+            assert resp.status_code == 200 and resp.json()["expires_in"] == "60"
+            assert type(upsproxy.sandbox.store).__name__ == "SqliteStore"
+        """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*access_ttl must be whole seconds*"])
+    assert (pytester.path / "state.db").stat().st_size > 0

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["cassette", "cassette_cache", "clock", "config", "control", "demo", "envelopes",
-        "errors", "forms", "login_page", "messages", "oauth", "pkce", "profile", "protected",
-        "routes", "sandbox", "shapes", "store", "trust", "yamlfile"]
+CORE = ["cassette", "cassette_cache", "cli_ctl", "clock", "config", "control",
+        "control_endpoints", "demo", "envelopes", "errors", "forms", "jwtkeys", "login_page",
+        "match", "messages", "oauth", "pkce", "profile", "protected", "rewrite", "routes",
+        "sandbox", "shapes", "store", "store_sqlite", "trust", "yamlfile"]
 
 
 def test_the_core_never_imports_mitmproxy():

@@ -76,3 +76,17 @@ def test_unfinished_sign_ins_are_capped_oldest_first(monkeypatch):
         store.put_login(f"t{n}", _login(FAR), 0)
     assert store.counts()["logins"] == 50
     assert store.get_login("t0", 0) is None and store.get_login("t119", 0) is not None
+
+
+def test_snapshot_lists_live_grants_by_fingerprint():
+    from upsproxy.store import fingerprint
+
+    store = MemoryStore()
+    store.put_code("live", CodeGrant("C", "https://cb", None, None, FAR), 0)
+    store.put_code("spent", CodeGrant("C", "https://cb", None, None, FAR), 0)
+    store.redeem_code("spent", 0, lambda g: None)
+    store.put_tokens("a", AccessGrant("C", None, 100), "r", RefreshGrant("C", None, 0, FAR, 0))
+    snap = store.snapshot(100)
+    assert [key for key, _ in snap.codes] == [fingerprint("live")]
+    assert snap.access == [] and len(snap.refresh) == 1  # the access token expired at 100
+    assert "live" not in fingerprint("live") and fingerprint("live").endswith("len=4")

@@ -56,7 +56,8 @@ def _address_option(ctx: click.Context, param: click.Parameter, value: str) -> t
 confdir_option = click.option(
     "--confdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_CONFDIR,
     envvar="UPSPROXY_CONFDIR", show_default=True,
-    help="Where upsproxy keeps its CA (never mitmproxy's own ~/.mitmproxy).")
+    help="Where upsproxy keeps its CA and JWT signing key (never mitmproxy's own "
+         "~/.mitmproxy).")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -101,9 +102,20 @@ def main() -> None:
 @click.option("--auto-approve", is_flag=True,
               help="Skip the login page: authorize redirects straight to the callback "
                    "with a code (for headless clients).")
+@click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
+              help="Keep codes, tokens and the clock in this SQLite file, so a restarted "
+                   "sandbox honours what apps saved (default: in memory).")
+@click.option("--access-ttl", type=click.IntRange(1, 315_360_000), metavar="SECONDS",
+              help="Access token lifetime (expires_in) instead of the cassette's.")
+@click.option("--refresh-ttl", type=click.IntRange(1, 315_360_000), metavar="SECONDS",
+              help="Refresh token lifetime (refresh_token_expires_in) instead of the cassette's.")
+@click.option("--code-ttl", type=click.IntRange(1, 315_360_000), metavar="SECONDS",
+              help="Authorization code lifetime (default 300).")
 @click.option("-v", "--verbose", is_flag=True, help="Also show mitmproxy's own log.")
 def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple[str, int],
-           confdir: Path, config: Path | None, auto_approve: bool, verbose: bool) -> None:
+           confdir: Path, config: Path | None, auto_approve: bool, state: Path | None,
+           access_ttl: int | None, refresh_ttl: int | None, code_ttl: int | None,
+           verbose: bool) -> None:
     """Answer UPS OAuth (and recorded API) traffic offline, from CASSETTE.
 
     CASSETTE defaults to the bundled cassettes/ups-cie.yaml. The sandbox mints
@@ -118,7 +130,9 @@ def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple
     try:
         sandbox = Sandbox.from_options(SandboxOptions(
             cassette=str(cassette) if cassette else None,
-            config=str(config) if config else None, auto_approve=auto_approve))
+            config=str(config) if config else None, auto_approve=auto_approve,
+            state=str(state) if state else None, access_ttl=access_ttl,
+            refresh_ttl=refresh_ttl, code_ttl=code_ttl, keydir=str(confdir)))
     except UpsproxyError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -209,11 +223,16 @@ async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: t
                  "--redirect-uri)" if sandbox.config.apps is not None else "")
     click.echo(f"  try it    {_program()} demo --base-url {running.reverse_url}{demo_hint}",
                err=True)
+    if getattr(sandbox.store, "path", None) is not None:
+        click.echo(f"  state     {sandbox.store.path}", err=True)
+    click.echo(f"  control   {running.reverse_url}/_upsproxy/ (upsproxy ctl --url "
+               f"{running.reverse_url} ...)", err=True)
     click.echo("  Ctrl-C to stop.", err=True)
     try:
         await stop.wait()
     finally:
         await mitm.stop_proxy(running)
+        sandbox.close()
         if replay_addon.answered == 0:
             click.echo(NO_TRAFFIC_HINT, err=True)
         click.echo("upsproxy stopped.", err=True)
@@ -299,6 +318,10 @@ def demo(proxy: str | None, confdir: Path, base_url: str | None, ups_url: str, c
         raise click.ClickException(f"cannot reach the sandbox: {exc}") from None
     click.echo("OK: the sandbox behaved as UPS does.")
 
+
+from upsproxy.cli_ctl import ctl  # noqa: E402 - attached here so branches merge cleanly
+
+main.add_command(ctl)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Clock", "FrozenClock", "SandboxClock"]
+__all__ = ["Clock", "FrozenClock", "MovableClock", "SandboxClock"]
 
 
 class Clock(Protocol):
@@ -21,25 +22,60 @@ class Clock(Protocol):
         ...
 
 
-class SandboxClock:
-    """Wall-clock time shifted by an adjustable offset (thread-safe)."""
+class MovableClock(Clock, Protocol):
+    """A clock the control API can move."""
 
-    def __init__(self) -> None:
-        self._offset_ms = 0
+    @property
+    def offset_ms(self) -> int: ...
+    def advance(self, seconds: float) -> int: ...
+    def set(self, epoch_ms: int) -> int: ...
+    def reset(self) -> int: ...
+
+
+class SandboxClock:
+    """Wall-clock time shifted by an adjustable offset (thread-safe).
+
+    ``on_change`` is called with the new offset after every move, so a
+    persistent state store can keep it: a restarted sandbox then still lives
+    at the time a test moved it to.
+    """
+
+    def __init__(self, offset_ms: int = 0,
+                 on_change: Callable[[int], None] | None = None) -> None:
+        self._offset_ms = offset_ms
         self._lock = threading.Lock()
+        self.on_change = on_change
+
+    @property
+    def offset_ms(self) -> int:
+        return self._offset_ms
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000 + self._offset_ms
 
+    def _moved(self) -> int:
+        if self.on_change is not None:
+            self.on_change(self._offset_ms)
+        return self.now_ms()
+
     def advance(self, seconds: float) -> int:
         with self._lock:
             self._offset_ms += int(seconds * 1000)
-        return self.now_ms()
+        return self._moved()
 
     def set(self, epoch_ms: int) -> int:
         with self._lock:
             self._offset_ms = epoch_ms - time.time_ns() // 1_000_000
-        return self.now_ms()
+        return self._moved()
+
+    def set_offset(self, offset_ms: int) -> int:
+        with self._lock:
+            self._offset_ms = offset_ms
+        return self._moved()
+
+    def reset(self) -> int:
+        """Back to real time."""
+        return self.set_offset(0)
 
 
 class FrozenClock:
@@ -58,3 +94,10 @@ class FrozenClock:
     def set(self, epoch_ms: int) -> int:
         self._now = epoch_ms
         return self._now
+
+    @property
+    def offset_ms(self) -> int:
+        return self._now - time.time_ns() // 1_000_000
+
+    def reset(self) -> int:
+        return self.set(time.time_ns() // 1_000_000)

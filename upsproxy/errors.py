@@ -3,7 +3,8 @@
     UpsproxyError
      ├── FileProblem          a file the user gave us is wrong (names file and line)
      │    ├── CassetteError
-     │    └── ConfigError
+     │    ├── ConfigError
+     │    └── StateFileError   a --state file that is not SQLite, damaged, or foreign
      └── StartupError         the proxy could not start (port in use, ...)
 
 Messages name the file, the line, the field and what to do; they never quote a
@@ -13,7 +14,8 @@ answers, built by ``upsproxy.envelopes``.
 
 from __future__ import annotations
 
-__all__ = ["CassetteError", "ConfigError", "FileProblem", "StartupError", "UpsproxyError"]
+__all__ = ["CassetteError", "ConfigError", "FileProblem", "StartupError", "StateFileError",
+           "UpsproxyError"]
 
 
 class UpsproxyError(Exception):
@@ -41,3 +43,7 @@ class ConfigError(FileProblem):
 
 class StartupError(UpsproxyError):
     """mitmproxy could not bring up the listeners."""
+
+
+class StateFileError(FileProblem):
+    """A ``--state`` file that upsproxy will not use: not SQLite, damaged, or not its own."""

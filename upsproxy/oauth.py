@@ -117,6 +117,11 @@ class AuthServer:
         return Response.redirect(_with_params(base, login_params), rule="authorize.to_login",
                                  headers=headers, extra=extra)
 
+    def issue_code(self, client_id: str, redirect_uri: str, challenge: str | None = None,
+                   scope: str | None = None) -> str:
+        """A code as the login page would issue it (control API, pytest helper)."""
+        return self._issue_code(client_id, redirect_uri, challenge, scope, self.clock.now_ms())
+
     def _issue_code(self, client_id: str, redirect_uri: str, challenge: str | None,
                     scope: str | None, now: int) -> str:
         code = self.minter.mint(self.profile.code_shape, client_id=client_id)

@@ -8,13 +8,14 @@ described in DESIGN §3, so a minimal cassette still answers like UPS.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from upsproxy.cassette import Cassette, Interaction
 from upsproxy.shapes import JwtShape, Shape, TokenShape
 
-__all__ = ["DYNAMIC_FIELDS", "ReplayProfile", "profile_from_cassette"]
+__all__ = ["DYNAMIC_FIELDS", "MAX_LIFETIME_S", "Lifetimes", "ReplayProfile",
+           "profile_from_cassette", "with_lifetimes"]
 
 # The 2024 CIE success body, in UPS's key order (DESIGN §3).
 _DEFAULT_FIELDS: tuple[tuple[str, str | None], ...] = (
@@ -152,3 +153,32 @@ def _errors(cassette: Cassette) -> dict[str, RecordedError]:
         except (KeyError, IndexError, TypeError):
             continue
     return out
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    """Lifetimes (seconds) that override the cassette's: ``--access-ttl`` etc.
+
+    ``access_s`` is what ``expires_in`` says; the token itself lives one second
+    longer (JWT ``exp`` - ``iat`` = ``expires_in`` + 1), as captured from UPS.
+    """
+
+    access_s: int | None = None
+    refresh_s: int | None = None
+    code_s: int | None = None
+
+
+def with_lifetimes(profile: ReplayProfile, lifetimes: Lifetimes) -> ReplayProfile:
+    """``profile`` with the given lifetimes; ValueError names a bad one."""
+    changes: dict[str, int] = {}
+    for name, value, target in (("access", lifetimes.access_s, "access_ttl_s"),
+                                ("refresh", lifetimes.refresh_s, "refresh_ttl_s"),
+                                ("code", lifetimes.code_s, "code_ttl_s")):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                not 1 <= value <= MAX_LIFETIME_S:
+            raise ValueError(f"the {name} lifetime must be whole seconds from 1 to "
+                             f"{MAX_LIFETIME_S} (ten years), not {value!r}")
+        changes[target] = value
+    return replace(profile, **changes) if changes else profile  # type: ignore[arg-type]

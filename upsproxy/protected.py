@@ -3,29 +3,57 @@
 UPS checks the access token before anything else: a missing, unknown or
 expired bearer gets 401 ``250002 Invalid Authentication Information.`` with
 the ``APIErrorCode``/``APIErrorMessage`` headers. A valid call is answered
-from the cassette's ``api`` interactions, matched on method, path, query and
-parsed JSON body (key order never matters).
+from the cassette's ``api`` interactions, matched by ``match`` on method,
+path, query and parsed body (key order never matters), and rewritten for the
+caller by ``rewrite`` (its token and client, dates moved to the sandbox
+clock). A call that matches nothing gets UPS's 404 envelope and one log line
+naming the closest recorded calls and what differed (names, never values).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from upsproxy.cassette import Cassette, Interaction
 from upsproxy.clock import Clock
 from upsproxy.envelopes import ErrorSpec, envelope
-from upsproxy.messages import Request, Response
+from upsproxy.match import Wanted, closest, first_match, parse_body, wanted_from_recorded
+from upsproxy.messages import Request, Response, printable
+from upsproxy.rewrite import Template, recorded_epoch_ms
 from upsproxy.store import StateStore
 
 __all__ = ["ProtectedApi"]
 
 log = logging.getLogger(__name__)
 
-_Key = tuple[str, str, tuple[tuple[str, str], ...]]
+_FRAMING = ("content-length", "transfer-encoding", "date", "content-encoding")
+
+
+class _Recorded:
+    """One recorded API interaction, ready to answer with."""
+
+    def __init__(self, interaction: Interaction, recorded_ms: int | None) -> None:
+        self.interaction = interaction
+        response = interaction.response
+        self.status = response.status
+        self.headers = tuple((k, v) for k, v in response.headers.items()
+                             if k.lower() not in _FRAMING)
+        self.template: Template | None = None
+        self.text = b""
+        if response.body and "json" in response.body:
+            self.template = Template(response.body["json"], recorded_ms)
+            if not any(k.lower() == "content-type" for k, _ in self.headers):
+                self.headers = (("Content-Type", "application/json"), *self.headers)
+        elif response.body:
+            self.text = str(response.body.get("text", "")).encode()
+        self.rule = f"api.recorded#{interaction.index + 1}"
+
+    def answer(self, token: str, client_id: str, now_ms: int) -> Response:
+        body = (self.template.render(token=token, client_id=client_id, now_ms=now_ms)
+                if self.template is not None else self.text)
+        return Response(self.status, self.headers, body, rule=self.rule,
+                        extra={"client_id": client_id})
 
 
 class ProtectedApi:
@@ -34,65 +62,55 @@ class ProtectedApi:
         self.store = store
         self.clock = clock
         self.errors = errors
-        self._recorded: dict[_Key, list[Interaction]] = {}
+        recorded_ms = recorded_epoch_ms(cassette.meta)
+        self._recorded: list[tuple[Wanted, _Recorded]] = []
+        self._by_route: dict[tuple[str, int], list[tuple[Wanted, _Recorded]]] = {}
         for interaction in cassette.of_kind("api"):
-            parts = urlsplit(interaction.request.url)
-            key = (interaction.request.method, parts.path,
-                   tuple(sorted(parse_qsl(parts.query, keep_blank_values=True))))
-            self._recorded.setdefault(key, []).append(interaction)
+            req = interaction.request
+            wanted = wanted_from_recorded(req.method, req.url, req.body)
+            entry = (wanted, _Recorded(interaction, recorded_ms))
+            self._recorded.append(entry)
+            # Candidates by method and path depth: a cassette of thousands of
+            # calls is not scanned in full for each one.
+            self._by_route.setdefault((wanted.method, wanted.path.count("/")),
+                                      []).append(entry)
 
     def handle(self, req: Request) -> Response:
         auth = req.header("authorization") or ""
         scheme, _, token = auth.partition(" ")
+        token = token.strip()
+        now = self.clock.now_ms()
         grant = None
-        if scheme.lower() == "bearer" and token.strip():
-            grant = self.store.get_access(token.strip(), self.clock.now_ms())
+        if scheme.lower() == "bearer" and token:
+            grant = self.store.get_access(token, now)
         if grant is None:
             spec = self.errors["invalid_token"]
             rule = "api.missing_token" if not auth else "api.invalid_or_expired_token"
             return Response.json(spec.status, envelope(spec.code, spec.message), rule=rule,
                                  headers=(("APIErrorCode", spec.code),
                                           ("APIErrorMessage", spec.message)))
-        key = (req.method, req.path, tuple(sorted(req.query_pairs)))
-        body = _parsed(req.body)
-        for interaction in self._recorded.get(key, ()):
-            recorded = interaction.request.json()
-            if recorded is None or recorded == body:
-                return _answer(interaction, grant.client_id)
-        log.info("no recorded API answer for %s %s%s; recorded: %s", req.method, req.path,
-                 _query_text(key[2]), ", ".join(sorted(
-                     f"{m} {p}{_query_text(q)}" for m, p, q in self._recorded)) or "none")
+        actual = Wanted(req.method, req.path, tuple(req.query_pairs), parse_body(req.body))
+        found = first_match(self._by_route.get((req.method, req.path.count("/")), ()), actual)
+        if found is not None:
+            return found.answer(token, grant.client_id, now)
+        near = closest(self._recorded, actual)
+        log.info("no recorded API answer for %s %s%s; closest: %s", req.method,
+                 printable(req.path), _query_names(actual),
+                 "; ".join(_describe(m.candidate.interaction, m.reasons) for m in near)
+                 or "none recorded")
         spec = self.errors["not_found"]
         return Response.json(spec.status, envelope(spec.code, spec.message),
                              rule="api.no_recorded_match", extra={"client_id": grant.client_id})
 
 
-def _query_text(pairs: tuple[tuple[str, str], ...]) -> str:
+def _query_names(actual: Wanted) -> str:
     """Query parameter names (values may be personal) for a miss's log line."""
-    return "?" + "&".join(f"{k}=…" for k, _ in pairs) if pairs else ""
+    return "?" + "&".join(f"{printable(k, 40)}=…" for k, _ in actual.query) if actual.query \
+        else ""
 
 
-def _parsed(body: bytes) -> Any:
-    if not body:
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace")
-
-
-def _answer(interaction: Interaction, client_id: str) -> Response:
-    recorded = interaction.response
-    headers = tuple((k, v) for k, v in recorded.headers.items()
-                    if k.lower() not in ("content-length", "transfer-encoding", "date",
-                                          "content-encoding"))
-    body = b""
-    if recorded.body:
-        if "json" in recorded.body:
-            body = json.dumps(recorded.body["json"], separators=(",", ":")).encode()
-            if not any(k.lower() == "content-type" for k, _ in headers):
-                headers = (("Content-Type", "application/json"), *headers)
-        else:
-            body = str(recorded.body.get("text", "")).encode()
-    return Response(recorded.status, headers, body, rule=f"api.recorded#{interaction.index + 1}",
-                    extra={"client_id": client_id})
+def _describe(interaction: Interaction, reasons: tuple[str, ...]) -> str:
+    """``#12 GET /api/track/v1/details/… (query: missing locale)``."""
+    recorded = interaction.request
+    return (f"#{interaction.index + 1} {recorded.method} "
+            f"{printable(recorded.url.split('?')[0])} ({', '.join(reasons)})")

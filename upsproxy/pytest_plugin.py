@@ -36,8 +36,10 @@ from upsproxy.sandbox import Sandbox, SandboxOptions
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "upsproxy(cassette=None, config=None, auto_approve=False): configure the test's "
-        "upsproxy sandbox (cassette path, config file path, skip the login page).",
+        "upsproxy(cassette=None, config=None, auto_approve=False, access_ttl=None, "
+        "refresh_ttl=None, code_ttl=None, state=None): configure the test's upsproxy sandbox "
+        "(cassette path, config file path, skip the login page, lifetimes in seconds, "
+        "SQLite state file).",
     )
 
 
@@ -82,6 +84,11 @@ class UpsproxyHandle:
         assert isinstance(clock, SandboxClock)
         return clock
 
+    def mint_code(self, client_id: str, redirect_uri: str, code_challenge: str | None = None,
+                  scope: str | None = None) -> str:
+        """A code as if the user had approved at the login page (backend-only tests)."""
+        return self.sandbox.auth.issue_code(client_id, redirect_uri, code_challenge, scope)
+
     @property
     def upstream_attempts(self) -> int:
         """How often replay refused to dial a UPS host (should stay 0)."""
@@ -121,7 +128,9 @@ def upsproxy_server() -> Iterator[UpsproxyServer]:
         shutil.rmtree(confdir, ignore_errors=True)  # it holds the session CA's private key
 
 
-_MARKER_KEYS = frozenset({"cassette", "config", "auto_approve"})
+_MARKER_KEYS = frozenset({"cassette", "config", "auto_approve", "access_ttl", "refresh_ttl",
+                          "code_ttl", "state"})
+_TTL_KEYS = ("access_ttl", "refresh_ttl", "code_ttl")
 
 
 def _marker_options(request: pytest.FixtureRequest) -> SandboxOptions:
@@ -142,6 +151,12 @@ def _marker_options(request: pytest.FixtureRequest) -> SandboxOptions:
     if not isinstance(auto_approve, bool):
         pytest.fail("@pytest.mark.upsproxy: auto_approve must be True or False",
                     pytrace=False)
+    for key in _TTL_KEYS:
+        value = marker.kwargs.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            pytest.fail(f"@pytest.mark.upsproxy: {key} must be whole seconds (1 or more)",
+                        pytrace=False)
     root = request.config.rootpath
 
     def path(key: str) -> str | None:
@@ -150,7 +165,10 @@ def _marker_options(request: pytest.FixtureRequest) -> SandboxOptions:
         return str(root / value) if value else None
 
     return SandboxOptions(cassette=path("cassette"), config=path("config"),
-                          auto_approve=auto_approve)
+                          auto_approve=auto_approve, state=path("state"),
+                          access_ttl=marker.kwargs.get("access_ttl"),
+                          refresh_ttl=marker.kwargs.get("refresh_ttl"),
+                          code_ttl=marker.kwargs.get("code_ttl"))
 
 
 @pytest.fixture
@@ -167,6 +185,7 @@ def upsproxy(upsproxy_server: UpsproxyServer,
         yield UpsproxyHandle(upsproxy_server, sandbox)
     finally:
         upsproxy_server.replay.sandbox = Sandbox.from_options(SandboxOptions())
+        sandbox.close()
 
 
 @pytest.fixture

@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from upsproxy import control_endpoints
 from upsproxy.cassette import Cassette, load_cassette
-from upsproxy.clock import Clock, SandboxClock
+from upsproxy.clock import MovableClock, SandboxClock
 from upsproxy.config import SandboxConfig, load_config
 from upsproxy.control import CONTROL_PREFIX, ControlApi
 from upsproxy.envelopes import error_response, resolve
+from upsproxy.errors import UpsproxyError
+from upsproxy.jwtkeys import JwtSigner, key_bits_for, load_signer
 from upsproxy.messages import Request, Response, printable
 from upsproxy.oauth import AuthServer
-from upsproxy.profile import profile_from_cassette
+from upsproxy.profile import Lifetimes, profile_from_cassette, with_lifetimes
 from upsproxy.protected import ProtectedApi
 from upsproxy.routes import endpoint_of
-from upsproxy.shapes import Minter
+from upsproxy.shapes import JwtShape, Minter
 from upsproxy.store import MemoryStore, StateStore
 
 __all__ = ["DEFAULT_CASSETTE", "Sandbox", "SandboxOptions"]
@@ -43,30 +47,52 @@ def default_cassette_path() -> Path:
     return Path(__file__).resolve().parent.parent / "cassettes" / "ups-cie.yaml"
 
 
+EXCHANGES_KEPT = 500
+"""Recent exchanges kept for ``GET /_upsproxy/exchanges`` (a bounded deque)."""
+Exchange = tuple[int, str, str, str, int, str, str | None]
+"""(sandbox time ms, method, host or listener, path, status, rule, client_id):
+what the sandbox answered, never a body, a query or a header."""
+
+
 @dataclass(frozen=True)
 class SandboxOptions:
     cassette: str | None = None
     config: str | None = None
     auto_approve: bool = False
+    state: str | None = None
+    """A SQLite state file (``--state``); None keeps state in memory."""
+    access_ttl: int | None = None
+    refresh_ttl: int | None = None
+    code_ttl: int | None = None
+    keydir: str | None = None
+    """Where the JWT signing key is kept (the confdir); None: one per process."""
 
 
 class Sandbox:
     """Answers requests for UPS hosts from a cassette and live OAuth state."""
 
     def __init__(self, cassette: Cassette, *, config: SandboxConfig | None = None,
-                 store: StateStore | None = None, clock: Clock | None = None,
-                 rng: random.Random | None = None, auto_approve: bool = False) -> None:
+                 store: StateStore | None = None, clock: MovableClock | None = None,
+                 rng: random.Random | None = None, auto_approve: bool = False,
+                 lifetimes: Lifetimes | None = None, keydir: Path | None = None) -> None:
+        """Raises ValueError for a bad lifetime, StartupError for an unusable key file."""
         self.cassette = cassette
         self.config = config or SandboxConfig()
         self.store: StateStore = store if store is not None else MemoryStore()
-        self.clock = clock if clock is not None else SandboxClock()
-        self.profile = profile_from_cassette(cassette)
+        if clock is None:
+            # A persistent store remembers where tests moved the clock.
+            clock = SandboxClock(self.store.clock_offset() or 0,
+                                 on_change=self.store.save_clock_offset)
+        self.clock: MovableClock = clock
+        profile = profile_from_cassette(cassette)
+        self.profile = with_lifetimes(profile, lifetimes) if lifetimes else profile
         self.errors = resolve(
             {name: (e.status, e.code, e.message) for name, e in self.profile.errors.items()},
             self.config.error_overrides)
+        self.signer = _signer_for(self.profile.access_shape, keydir)
         self.auth = AuthServer(profile=self.profile, config=self.config, store=self.store,
-                               clock=self.clock, minter=Minter(rng), errors=self.errors,
-                               auto_approve=auto_approve)
+                               clock=self.clock, minter=Minter(rng, self.signer),
+                               errors=self.errors, auto_approve=auto_approve)
         self.api = ProtectedApi(cassette, self.store, self.clock, self.errors)
         self._routes: dict[str, Callable[[Request], Response]] = {
             "authorize": self.auth.authorize,
@@ -75,18 +101,49 @@ class Sandbox:
             "refresh": self.auth.refresh,
             "api": self.api.handle,
         }
+        self.exchanges: deque[Exchange] = deque(maxlen=EXCHANGES_KEPT)
         self.control = ControlApi()
         """``/_upsproxy/...`` on the reverse listener; features add their endpoints."""
+        control_endpoints.install(self)
 
     @classmethod
     def from_options(cls, options: SandboxOptions, **kwargs: object) -> Sandbox:
-        """Load files named by the user; raises CassetteError / ConfigError."""
+        """Load files named by the user; raises CassetteError / ConfigError /
+        StateFileError, or UpsproxyError for a bad lifetime."""
         cassette = load_cassette(options.cassette or default_cassette_path())
         config = load_config(options.config) if options.config else SandboxConfig()
-        return cls(cassette, config=config, auto_approve=options.auto_approve,
-                   **kwargs)  # type: ignore[arg-type]
+        lifetimes = Lifetimes(options.access_ttl, options.refresh_ttl, options.code_ttl)
+        if "store" not in kwargs and options.state:
+            from upsproxy.store_sqlite import SqliteStore
+
+            kwargs["store"] = SqliteStore(options.state)
+        try:
+            return cls(cassette, config=config, auto_approve=options.auto_approve,
+                       lifetimes=lifetimes,
+                       keydir=Path(options.keydir) if options.keydir else None,
+                       **kwargs)  # type: ignore[arg-type]
+        except BaseException as exc:
+            store = kwargs.get("store")
+            if store is not None:
+                store.close()  # type: ignore[attr-defined]
+            if isinstance(exc, ValueError):
+                raise UpsproxyError(str(exc)) from None
+            raise
+
+    def close(self) -> None:
+        """Release the state store (a SQLite file is checkpointed and closed)."""
+        self.store.close()
 
     def handle(self, req: Request) -> Response:
+        """Answer ``req``; remember the exchange (not control calls) for ``GET exchanges``."""
+        response = self._handle(req)
+        if not (req.origin is not None and req.path.startswith(CONTROL_PREFIX)):
+            self.exchanges.append((self.clock.now_ms(), req.method, req.origin or req.host,
+                                   req.path, response.status, response.rule,
+                                   response.extra.get("client_id")))
+        return response
+
+    def _handle(self, req: Request) -> Response:
         try:
             response = self._route(req)
         except Exception as exc:  # noqa: BLE001 - the proxy must keep serving
@@ -125,3 +182,12 @@ class Sandbox:
         if handler is not None:
             return handler(req)
         return error_response(self.errors["not_found"], rule="not_found")
+
+
+def _signer_for(shape: object, keydir: Path | None) -> JwtSigner | None:
+    """The signing key minted JWTs need (made or loaded now, not per request)."""
+    if not isinstance(shape, JwtShape):
+        return None
+    bits = key_bits_for(shape.signature_length) if str(shape.header.get("alg", "")) \
+        .startswith("RS") else 2048
+    return load_signer(keydir, bits)

@@ -15,9 +15,15 @@ import json
 import random
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["JwtShape", "Minter", "Shape", "TokenShape", "shape_from_mapping"]
+if TYPE_CHECKING:  # signing (and cryptography) is the sandbox's business, not a shape's
+    from upsproxy.jwtkeys import JwtSigner
+
+__all__ = ["SUPPORTED_ALGS", "JwtShape", "Minter", "Shape", "TokenShape", "shape_from_mapping"]
+
+SUPPORTED_ALGS = ("RS256", "RS384", "RS512", "HS256", "HS384", "HS512")
+"""JWS algorithms replay can sign minted tokens with (``jwtkeys``)."""
 
 _ALPHABETS = ("base64", "base64url", "hex", "alnum")
 _TIME_CLAIMS = frozenset({"iat", "nbf", "auth_time"})
@@ -67,7 +73,8 @@ class JwtShape:
     Claim values are kept from the recording except: ``iat``/``nbf``/
     ``auth_time`` become the mint time, ``exp`` the mint time plus the access
     lifetime, ``<<client_id>>`` the requesting client, and ``<<random:N>>`` N
-    fresh alphanumerics (so each token is unique).
+    fresh alphanumerics (so each token is unique). With a signer, the token is
+    signed per ``alg`` and a recorded ``kid`` names the signer's key.
     """
 
     header: dict[str, Any]
@@ -100,6 +107,10 @@ def shape_from_mapping(data: Any) -> Shape:
             except (TypeError, ValueError):
                 raise ValueError(f"jwt.{part}: values must be plain JSON (text, numbers, "
                                  "true/false, null, lists, mappings)") from None
+        alg = header.get("alg")
+        if alg not in SUPPORTED_ALGS:
+            raise ValueError(f"jwt.header.alg must be one of {', '.join(SUPPORTED_ALGS)} "
+                             f"(replay signs minted tokens with it), not {alg!r}")
         sig = jwt.get("signature_length", 342)
         if not isinstance(sig, int) or not 16 <= sig <= 4096:
             raise ValueError("jwt.signature_length must be an integer from 16 to 4096")
@@ -119,8 +130,12 @@ def shape_from_mapping(data: Any) -> Shape:
 class Minter:
     """Mints fresh values of recorded shapes."""
 
-    def __init__(self, rng: random.Random | None = None) -> None:
+    def __init__(self, rng: random.Random | None = None,
+                 signer: JwtSigner | None = None) -> None:
+        """Without ``signer`` a JWT's signature is random bytes of the recorded
+        length (shape tests only); the sandbox always passes one."""
         self._rng = rng if rng is not None else random.SystemRandom()
+        self.signer = signer
         self._headers: dict[int, tuple[JwtShape, str]] = {}
 
     def token(self, shape: TokenShape) -> str:
@@ -154,6 +169,8 @@ class Minter:
         cached = self._headers.get(id(shape))
         if cached is None or cached[0] is not shape:
             header = {name: self._fill(value, "") for name, value in shape.header.items()}
+            if self.signer is not None and "kid" in header:
+                header["kid"] = self.signer.kid
             cached = (shape, _b64url(json.dumps(header, separators=(",", ":")).encode()))
             self._headers[id(shape)] = cached
         return cached[1]
@@ -172,9 +189,13 @@ class Minter:
                 value = self._fill(value, client_id)
             claims[name] = value
         payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
-        sig_bytes = self._rng.randbytes(shape.signature_length * 3 // 4 + 1)
-        signature = _b64url(sig_bytes)[: shape.signature_length]
-        return f"{self._header(shape)}.{payload}.{signature}"
+        signing_input = f"{self._header(shape)}.{payload}"
+        if self.signer is not None:
+            signature = _b64url(self.signer.sign(shape.header["alg"], signing_input.encode()))
+        else:
+            sig_bytes = self._rng.randbytes(shape.signature_length * 3 // 4 + 1)
+            signature = _b64url(sig_bytes)[: shape.signature_length]
+        return f"{signing_input}.{signature}"
 
     def mint(self, shape: Shape, *, now_s: int = 0, ttl_s: int = 0, client_id: str = "",
              scope: str | None = None) -> str:

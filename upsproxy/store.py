@@ -12,9 +12,10 @@ have expired, so the log can say "reused" rather than "unknown".
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 __all__ = [
@@ -23,8 +24,20 @@ __all__ = [
     "MemoryStore",
     "PendingLogin",
     "RefreshGrant",
+    "Snapshot",
     "StateStore",
+    "fingerprint",
 ]
+
+SNAPSHOT_LIMIT = 200
+"""Live grants listed per kind by ``snapshot`` (the counts are always complete)."""
+
+
+def fingerprint(value: str) -> str:
+    """A short, stable name for a secret that does not reveal it: the first 12
+    hex digits of its SHA-256 and its length (an app can compute the same)."""
+    return f"sha256:{hashlib.sha256(value.encode()).hexdigest()[:12]} len={len(value)}"
+
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,18 @@ class AccessGrant:
     expires_ms: int
 
 
+@dataclass
+class Snapshot:
+    """Live (unspent, unexpired) grants, keyed by ``fingerprint``, never by value."""
+
+    codes: list[tuple[str, CodeGrant]] = field(default_factory=list)
+    access: list[tuple[str, AccessGrant]] = field(default_factory=list)
+    refresh: list[tuple[str, RefreshGrant]] = field(default_factory=list)
+    logins: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    """Rows of each kind, including spent and expired ones not yet swept."""
+
+
 G = TypeVar("G", CodeGrant, RefreshGrant)
 Check = Callable[[G], str | None]
 """Returns None when the grant may be consumed, else the name of the failure."""
@@ -85,6 +110,13 @@ class StateStore(Protocol):
     ) -> tuple[RefreshGrant | None, str | None]: ...
     def get_access(self, token: str, now_ms: int) -> AccessGrant | None: ...
     def reset(self) -> None: ...
+    def counts(self) -> dict[str, int]: ...
+    def snapshot(self, now_ms: int, limit: int = SNAPSHOT_LIMIT) -> Snapshot: ...
+    def clock_offset(self) -> int | None:
+        """The sandbox clock's saved offset (ms), for a store that outlives the process."""
+        ...
+    def save_clock_offset(self, offset_ms: int) -> None: ...
+    def close(self) -> None: ...
 
 
 class _Spent(Generic[G]):
@@ -112,6 +144,7 @@ class MemoryStore:
         self._access: dict[str, AccessGrant] = {}
         self._puts = 0
         self._last_now_ms = 0
+        self._clock_offset: int | None = None
 
     # -- login transactions -------------------------------------------------
     def put_login(self, txn: str, login: PendingLogin, now_ms: int) -> None:
@@ -199,6 +232,27 @@ class MemoryStore:
             "refresh_tokens": len(self._refresh),
             "access_tokens": len(self._access),
         }
+
+    def snapshot(self, now_ms: int, limit: int = SNAPSHOT_LIMIT) -> Snapshot:
+        with self._lock:
+            codes = [(fingerprint(k), v) for k, v in self._codes.items()
+                     if not isinstance(v, _Spent) and v.expires_ms > now_ms]
+            refresh = [(fingerprint(k), v) for k, v in self._refresh.items()
+                       if not isinstance(v, _Spent) and v.expires_ms > now_ms]
+            access = [(fingerprint(k), v) for k, v in self._access.items()
+                      if v.expires_ms > now_ms]
+            logins = sum(1 for v in self._logins.values() if v.expires_ms > now_ms)
+            counts = self.counts()
+        return Snapshot(codes[-limit:], access[-limit:], refresh[-limit:], logins, counts)
+
+    def clock_offset(self) -> int | None:
+        return self._clock_offset
+
+    def save_clock_offset(self, offset_ms: int) -> None:
+        self._clock_offset = offset_ms
+
+    def close(self) -> None:
+        """Nothing to release; the protocol has it for stores with files."""
 
     # -- housekeeping -----------------------------------------------------------
     def _count_put(self, now_ms: int) -> None:
