@@ -160,15 +160,16 @@ class SqliteStore:
             return row
 
     def _count_put(self, now_ms: int) -> None:
-        """Every SWEEP_EVERY writes, drop rows that expired a day before ``now``;
-        spent rows (tombstones) live as long as their grant would have."""
+        """Every SWEEP_EVERY writes, drop expired sign-ins and access tokens, and
+        codes and refresh tokens (spent or not) that expired a day before ``now``:
+        for that day a reuse is still logged as "reused", as in MemoryStore."""
         self._puts += 1
         if self._puts % SWEEP_EVERY:
             return
-        horizon = now_ms - _DAY_MS
         with self._lock:
-            for table in ("logins", "codes", "refresh", "access"):
-                self._db.execute(f"DELETE FROM {table} WHERE expires_ms < ?",  # noqa: S608
+            for table, horizon in (("logins", now_ms), ("access", now_ms),
+                                   ("codes", now_ms - _DAY_MS), ("refresh", now_ms - _DAY_MS)):
+                self._db.execute(f"DELETE FROM {table} WHERE expires_ms <= ?",  # noqa: S608
                                  (horizon,))
 
     # -- login transactions ----------------------------------------------------------------
