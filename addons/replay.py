@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
@@ -25,13 +26,14 @@ except ImportError:  # loaded with `mitmdump -s` from a checkout that is not ins
     from upsproxy.errors import UpsproxyError
 
 from upsproxy import mitm
-from upsproxy.messages import printable
+from upsproxy.messages import Request, printable
 from upsproxy.routes import UPS_HOSTS
 from upsproxy.sandbox import Sandbox, SandboxOptions
 
 exchange_log = logging.getLogger("upsproxy.exchange")
 
-OPTIONS = ("upsproxy_cassette", "upsproxy_config", "upsproxy_auto_approve")
+OPTIONS = ("upsproxy_cassette", "upsproxy_config", "upsproxy_auto_approve", "upsproxy_faults",
+           "upsproxy_fault")
 
 
 class Replay:
@@ -51,6 +53,10 @@ class Replay:
                           "Config file: registered apps and error overrides.")
         loader.add_option("upsproxy_auto_approve", bool, False,
                           "Skip the login page: authorize redirects straight to the callback.")
+        loader.add_option("upsproxy_faults", str, "",
+                          "Fault rule file (YAML): UPS errors, delays, resets on demand.")
+        loader.add_option("upsproxy_fault", Sequence[str], [],
+                          "Fault rule shorthand ENDPOINT:WHAT[:KEY=VALUE,...]; repeatable.")
 
     def configure(self, updated: set[str]) -> None:
         if self._preset or (not (updated & set(OPTIONS)) and self.sandbox is not None):
@@ -59,6 +65,8 @@ class Replay:
             cassette=ctx.options.upsproxy_cassette or None,
             config=ctx.options.upsproxy_config or None,
             auto_approve=ctx.options.upsproxy_auto_approve,
+            faults=(ctx.options.upsproxy_faults,) if ctx.options.upsproxy_faults else (),
+            fault_specs=tuple(ctx.options.upsproxy_fault),
         )
         try:
             self.sandbox = Sandbox.from_options(options)
@@ -72,18 +80,52 @@ class Replay:
         if origin is None and mitm.target_host(flow) not in UPS_HOSTS:
             return  # not UPS: pass through untouched
         req = mitm.to_request(flow)
-        response = self.sandbox.handle(req)
         self.answered += 1
+        if self.sandbox.faults.active:
+            self._with_faults(flow, req, origin)
+            return
+        response = self.sandbox.handle(req)
         try:
             mitm.apply_response(flow, response)
         except ValueError:  # a header value mitmproxy cannot encode: answer, never forward
             response = self.sandbox.internal_error("unsendable_response")
             mitm.apply_response(flow, response)
-        client = response.extra.get("client_id")
-        exchange_log.info("%s %s%s -> %d %s%s", req.method,
-                          req.host if origin is None else origin, printable(req.path),
-                          response.status, response.rule,
-                          f" client={printable(client)}" if client else "")
+        _log_exchange(req, origin, response.status, response.rule, response.extra)
+
+    def _with_faults(self, flow: http.HTTPFlow, req: Request, origin: str | None) -> None:
+        """The request path while fault rules exist (``upsproxy.faults``)."""
+        assert self.sandbox is not None
+        faults = self.sandbox.faults
+        decision = faults.decide(req)
+        normal = None
+        if decision is None or decision.needs_normal:
+            normal = self.sandbox.handle(req)
+            if decision is None:
+                decision = faults.decide_redirect(req, normal)
+        if decision is None:
+            assert normal is not None
+            response = normal
+            try:
+                mitm.apply_response(flow, response)
+            except ValueError:
+                response = self.sandbox.internal_error("unsendable_response")
+                mitm.apply_response(flow, response)
+            _log_exchange(req, origin, response.status, response.rule, response.extra)
+            return
+        try:
+            sent = mitm.apply_fault(flow, decision, normal)
+        except ValueError:
+            sent = self.sandbox.internal_error("unsendable_response")
+            mitm.apply_response(flow, sent)
+        delay = f" delay_ms={round(decision.delay_s * 1000)}" if decision.delay_s else ""
+        if sent is None:
+            _log_exchange(req, origin, None, f"{decision.action} {decision.label}{delay}", {})
+        else:
+            rule = sent.rule if decision.label in sent.rule else f"{sent.rule} {decision.label}"
+            _log_exchange(req, origin, sent.status, rule + delay, sent.extra)
+
+    def done(self) -> None:
+        mitm.release_held_flows()
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         """Offline means offline: never dial UPS, whatever else happens."""
@@ -92,6 +134,16 @@ class Replay:
         if any(name.lower().rstrip(".") in UPS_HOSTS for name in names):
             self.upstream_attempts += 1
             server.error = "upsproxy replay never connects to UPS"
+
+
+def _log_exchange(req: Request, origin: str | None, status: int | None, rule: str,
+                  extra: dict[str, str]) -> None:
+    """One line per exchange, naming the rule that decided it; never a secret."""
+    client = extra.get("client_id")
+    exchange_log.info("%s %s%s -> %s %s%s", req.method,
+                      req.host if origin is None else origin, printable(req.path),
+                      status if status is not None else "no answer", rule,
+                      f" client={printable(client)}" if client else "")
 
 
 addons = [Replay()]

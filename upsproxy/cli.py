@@ -94,9 +94,16 @@ def main() -> None:
 @click.option("--auto-approve", is_flag=True,
               help="Skip the login page: authorize redirects straight to the callback "
                    "with a code (for headless clients).")
+@click.option("--faults", "fault_files", multiple=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML fault rules (UPS errors, delays, resets, timeouts); repeatable.")
+@click.option("--fault", "fault_specs", multiple=True, metavar="ENDPOINT:WHAT[:KEY=VALUE,...]",
+              help="One fault rule in short form, e.g. token:rate_limited or "
+                   "refresh:invalid_refresh_token:after=1,times=1; repeatable.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show mitmproxy's own log.")
 def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple[str, int],
-           confdir: Path, config: Path | None, auto_approve: bool, verbose: bool) -> None:
+           confdir: Path, config: Path | None, auto_approve: bool,
+           fault_files: tuple[Path, ...], fault_specs: tuple[str, ...], verbose: bool) -> None:
     """Answer UPS OAuth (and recorded API) traffic offline, from CASSETTE.
 
     CASSETTE defaults to the bundled cassettes/ups-cie.yaml. The sandbox mints
@@ -111,7 +118,8 @@ def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple
     try:
         sandbox = Sandbox.from_options(SandboxOptions(
             cassette=str(cassette) if cassette else None,
-            config=str(config) if config else None, auto_approve=auto_approve))
+            config=str(config) if config else None, auto_approve=auto_approve,
+            faults=tuple(map(str, fault_files)), fault_specs=fault_specs))
     except UpsproxyError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -181,6 +189,9 @@ async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: t
                err=True)
     click.echo(f"  base URL  {running.reverse_url}   (use instead of https://wwwcie.ups.com)",
                err=True)
+    if rules := sandbox.faults.rules():
+        click.echo(f"  faults    {len(rules)} rule(s): {', '.join(r['name'] for r in rules)}   "
+                   f"(control API {running.reverse_url}/_upsproxy/faults)", err=True)
     click.echo("  env       " + "\n            ".join(
         env_lines(running.proxy_url or "", running.ca_cert, bundle)), err=True)
     demo_hint = (" (register client UPSPROXYDEMO, or pass --client-id/--client-secret/"

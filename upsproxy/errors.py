@@ -3,7 +3,8 @@
     UpsproxyError
      ├── FileProblem          a file the user gave us is wrong (names file and line)
      │    ├── CassetteError
-     │    └── ConfigError
+     │    ├── ConfigError
+     │    └── FaultRuleError
      └── StartupError         the proxy could not start (port in use, ...)
 
 Messages name the file, the line, the field and what to do; they never quote a
@@ -13,7 +14,8 @@ answers, built by ``upsproxy.envelopes``.
 
 from __future__ import annotations
 
-__all__ = ["CassetteError", "ConfigError", "FileProblem", "StartupError", "UpsproxyError"]
+__all__ = ["CassetteError", "ConfigError", "FaultRuleError", "FileProblem", "StartupError",
+           "UpsproxyError"]
 
 
 class UpsproxyError(Exception):
@@ -37,6 +39,10 @@ class CassetteError(FileProblem):
 
 class ConfigError(FileProblem):
     """A config file (app registry, error overrides) cannot be used."""
+
+
+class FaultRuleError(FileProblem):
+    """A fault rule file (or ``--fault`` shorthand) cannot be used."""
 
 
 class StartupError(UpsproxyError):

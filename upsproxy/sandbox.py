@@ -19,6 +19,7 @@ from upsproxy.clock import Clock, SandboxClock
 from upsproxy.config import SandboxConfig, load_config
 from upsproxy.control import CONTROL_PREFIX, ControlApi
 from upsproxy.envelopes import error_response, resolve
+from upsproxy.faults import FaultEngine, register_control
 from upsproxy.messages import Request, Response, printable
 from upsproxy.oauth import AuthServer
 from upsproxy.profile import profile_from_cassette
@@ -48,6 +49,10 @@ class SandboxOptions:
     cassette: str | None = None
     config: str | None = None
     auto_approve: bool = False
+    faults: tuple[str, ...] = ()
+    """Fault rule files, loaded in order."""
+    fault_specs: tuple[str, ...] = ()
+    """``--fault`` shorthands, added after the files."""
 
 
 class Sandbox:
@@ -77,14 +82,25 @@ class Sandbox:
         }
         self.control = ControlApi()
         """``/_upsproxy/...`` on the reverse listener; features add their endpoints."""
+        # Presets: every error the cassette names, then the catalogue as resolved.
+        presets = {name: (e.status, e.code, e.message) for name, e in self.profile.errors.items()}
+        presets.update({name: (e.status, e.code, e.message) for name, e in self.errors.items()})
+        self.faults = FaultEngine(presets)
+        register_control(self.control, self.faults)
 
     @classmethod
     def from_options(cls, options: SandboxOptions, **kwargs: object) -> Sandbox:
-        """Load files named by the user; raises CassetteError / ConfigError."""
+        """Load files named by the user; raises CassetteError / ConfigError /
+        FaultRuleError."""
         cassette = load_cassette(options.cassette or default_cassette_path())
         config = load_config(options.config) if options.config else SandboxConfig()
-        return cls(cassette, config=config, auto_approve=options.auto_approve,
-                   **kwargs)  # type: ignore[arg-type]
+        sandbox = cls(cassette, config=config, auto_approve=options.auto_approve,
+                      **kwargs)  # type: ignore[arg-type]
+        for path in options.faults:  # FaultRuleError, with the file and line
+            sandbox.faults.load_file(path)
+        for spec in options.fault_specs:
+            sandbox.faults.add_shorthand(spec)
+        return sandbox
 
     def handle(self, req: Request) -> Response:
         try:
