@@ -26,6 +26,7 @@ except ImportError:  # loaded with `mitmdump -s` from a checkout that is not ins
     from upsproxy.errors import UpsproxyError
 
 from upsproxy import mitm
+from upsproxy.fault_rules import client_id_of
 from upsproxy.messages import Request, printable
 from upsproxy.routes import UPS_HOSTS
 from upsproxy.sandbox import Sandbox, SandboxOptions
@@ -119,10 +120,14 @@ class Replay:
             mitm.apply_response(flow, sent)
         delay = f" delay_ms={round(decision.delay_s * 1000)}" if decision.delay_s else ""
         if sent is None:
-            _log_exchange(req, origin, None, f"{decision.action} {decision.label}{delay}", {})
+            client = client_id_of(req)
+            _log_exchange(req, origin, None, f"{decision.action} {decision.label}{delay}",
+                          {"client_id": client} if client else {})
         else:
             rule = sent.rule if decision.label in sent.rule else f"{sent.rule} {decision.label}"
-            _log_exchange(req, origin, sent.status, rule + delay, sent.extra)
+            client = sent.extra.get("client_id") or client_id_of(req)
+            _log_exchange(req, origin, sent.status, rule + delay,
+                          {"client_id": client} if client else {})
 
     def done(self) -> None:
         mitm.release_held_flows()

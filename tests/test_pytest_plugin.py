@@ -66,3 +66,47 @@ def test_positional_marker_arguments_are_refused(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*takes keyword arguments only*"])
+
+
+def test_faults_from_the_marker_and_the_handle(pytester):
+    pytester.makefile(".yaml", faults="- endpoint: token\n  preset: rate_limited\n  times: 1\n")
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+
+        TOKEN = "/security/v1/oauth/token"
+
+        @pytest.mark.upsproxy(faults="faults.yaml")
+        def test_file(upsproxy):
+            assert requests.post(upsproxy.base_url + TOKEN, timeout=10).status_code == 429
+            assert requests.post(upsproxy.base_url + TOKEN, timeout=10).status_code == 400
+
+        @pytest.mark.upsproxy(faults=[{"endpoint": "token", "preset": "server_error"},
+                                      "refresh:invalid_client"])
+        def test_list(upsproxy):
+            assert requests.post(upsproxy.base_url + TOKEN, timeout=10).status_code == 500
+            assert [r["fired"] for r in upsproxy.faults.rules()] == [1, 0]
+
+        def test_handle(upsproxy):
+            upsproxy.faults.add({"endpoint": "token", "status": 418, "body": "teapot"})
+            resp = requests.post(upsproxy.base_url + TOKEN, timeout=10)
+            assert (resp.status_code, resp.text) == (418, "teapot")
+
+        def test_none_left_over(upsproxy):
+            assert upsproxy.faults.rules() == []
+
+        @pytest.mark.upsproxy(faults=[{"endpoint": "token", "preset": "nope"}])
+        def test_bad_rule(upsproxy):
+            pass
+
+        @pytest.mark.upsproxy(faults="missing.yaml")
+        def test_missing_file(upsproxy):
+            pass
+        """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4, errors=2)
+    result.stdout.fnmatch_lines([
+        "*@pytest.mark.upsproxy: faults: 0.preset: unknown preset 'nope'*",
+        "*@pytest.mark.upsproxy: *missing.yaml: no such file*",
+    ])

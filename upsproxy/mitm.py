@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,7 +101,9 @@ def to_request(flow: http.HTTPFlow) -> Request:
     )
 
 
-_REASONS = {code: phrase.encode() for code, phrase in status_codes.RESPONSES.items()}
+# mitmproxy's table lacks some codes UPS and fault rules send (429): the stdlib's fills in.
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_REASONS.update({code: phrase.encode() for code, phrase in status_codes.RESPONSES.items()})
 
 
 def _response_factory() -> Any:
