@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -243,3 +244,27 @@ def test_faults_from_the_command_line_fire_and_are_logged(tmp_path):
     assert re.search(r"POST http://127\.0\.0\.1:\d+/security/v1/oauth/token -> 429 "
                      r"fault:limited", log), log
     assert re.search(r"/security/v1/oauth/refresh -> no answer reset fault:rule2", log), log
+
+
+def test_stopping_with_a_request_held_by_a_timeout_fault_does_not_hang(tmp_path):
+    server = Replay("--fault", "token:timeout", confdir=tmp_path)
+    outcome = []
+
+    def client():
+        try:
+            requests.post(server.base_url + "/security/v1/oauth/token", timeout=60)
+        except requests.RequestException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=client)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listed = requests.get(server.base_url + "/_upsproxy/faults", timeout=10).json()
+        if listed["rules"][0]["fired"] == 1:
+            break
+        time.sleep(0.05)
+    code, log = server.stop()  # bounded: communicate(timeout=15)
+    worker.join(15)
+    assert code == 0 and "upsproxy stopped." in log and "Traceback" not in log
+    assert not worker.is_alive() and isinstance(outcome[0], requests.ConnectionError)

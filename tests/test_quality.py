@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE = ["cassette", "clock", "config", "control", "demo", "envelopes", "errors", "forms",
         "login_page", "messages", "oauth", "pkce", "profile", "protected", "routes", "sandbox",
         "shapes", "store", "trust", "yamlfile"]
-CORE += ["fault_answers", "fault_rules", "faults"]
+CORE += ["fault_answers", "fault_rules", "fault_sources", "faults"]
 
 
 def test_the_core_never_imports_mitmproxy():

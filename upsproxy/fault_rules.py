@@ -1,5 +1,5 @@
 """Fault rules: the model, and one validator for rule files, control API bodies
-and ``--fault`` shorthands.
+and ``--fault`` shorthands (``fault_sources`` reads those).
 
 A rule is a flat mapping (README "Faults" lists every key)::
 
@@ -21,17 +21,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import translate
-from pathlib import Path
 from typing import Any
 
-from upsproxy.errors import FaultRuleError
 from upsproxy.forms import FormError, parse_basic, parse_form
 from upsproxy.messages import Request
 from upsproxy.routes import ENDPOINTS
-from upsproxy.yamlfile import Where, locate, parse_text, read_text
+from upsproxy.yamlfile import Where
 
-__all__ = ["ACTIONS", "STATE_ACTIONS", "FaultRule", "RuleProblem", "client_id_of",
-           "load_rule_file", "parse_rule", "parse_rules", "parse_shorthand"]
+__all__ = ["ACTIONS", "STATE_ACTIONS", "FaultRule", "Presets", "RuleProblem", "client_id_of",
+           "parse_rule", "parse_rules"]
 
 ACTIONS = ("reset", "timeout", "drop_state", "wrong_state")
 STATE_ACTIONS = frozenset({"drop_state", "wrong_state"})
@@ -318,63 +316,3 @@ def parse_rules(raw: Any, presets: Presets) -> list[FaultRule]:
                               "is listed twice")
         rules.append(rule)
     return rules
-
-
-def load_rule_file(path: str | Path, presets: Presets) -> list[FaultRule]:
-    """Rules from a YAML file: a list of rules, or a mapping with a ``faults`` list."""
-    text = read_text(path, FaultRuleError)
-    data = parse_text(text, str(path), FaultRuleError)
-    if data is None:
-        return []
-    try:
-        return parse_rules(data, presets)
-    except RuleProblem as bad:
-        raise FaultRuleError(str(path), bad.reason, locate(text, bad.where)) from None
-
-
-_NUMERIC = frozenset({"after", "times", "every", "seed", "status", "delay_ms"})
-
-
-def parse_shorthand(text: str, presets: Presets) -> FaultRule:
-    """``ENDPOINT:WHAT[:KEY=VALUE,...]`` (README "Faults"); RuleProblem if wrong.
-
-    WHAT is a preset, an action, an HTTP status, or already the KEY=VALUE list;
-    ``headers.NAME=VALUE`` adds an answer header, ``header.NAME=VALUE`` matches one.
-    """
-    parts = text.split(":", 2)
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise RuleProblem((), "expected ENDPOINT:WHAT[:KEY=VALUE,...], e.g. token:rate_limited")
-    raw: dict[str, Any] = {"endpoint": parts[0]}
-    options = parts[2] if len(parts) == 3 else ""
-    what = parts[1]
-    if "=" in what:
-        options = f"{what},{options}" if options else what
-    elif what in ACTIONS:
-        raw["action"] = what
-    elif what.isdigit():
-        raw["status"] = int(what)
-    else:
-        raw["preset"] = what
-    for item in filter(None, options.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise RuleProblem((), f"{item!r} is not KEY=VALUE")
-        group, dot, sub = key.partition(".")
-        if dot and group in ("headers", "header"):
-            raw.setdefault(group, {})[sub] = value
-            continue
-        if key in raw:
-            raise RuleProblem((key,), "given twice")
-        raw[key] = _shorthand_value(key, value)
-    return parse_rule(raw, presets)
-
-
-def _shorthand_value(key: str, value: str) -> Any:
-    try:
-        if key in _NUMERIC:
-            return int(value)
-        if key == "probability":
-            return float(value)
-    except ValueError:
-        raise RuleProblem((key,), f"{key} must be a number, not {value!r}") from None
-    return value

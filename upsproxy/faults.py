@@ -34,14 +34,8 @@ from upsproxy.control import ControlApi, ControlError
 from upsproxy.envelopes import CATALOGUE
 from upsproxy.errors import FaultRuleError
 from upsproxy.fault_answers import error_answer, is_callback_redirect, merge_headers, rewrite_state
-from upsproxy.fault_rules import (
-    FaultRule,
-    Presets,
-    RuleProblem,
-    load_rule_file,
-    parse_rule,
-    parse_shorthand,
-)
+from upsproxy.fault_rules import FaultRule, Presets, RuleProblem, parse_rule
+from upsproxy.fault_sources import load_rule_file, parse_shorthand
 from upsproxy.messages import Request, Response
 from upsproxy.routes import endpoint_of
 
