@@ -153,10 +153,9 @@ def _marker_options(request: pytest.FixtureRequest) -> SandboxOptions:
         value = marker.kwargs.get(key)
         return str(root / value) if value else None
 
-    faults = marker.kwargs.get("faults")
+    fault_file = path("faults") if isinstance(marker.kwargs.get("faults"), str | Path) else None
     return SandboxOptions(cassette=path("cassette"), config=path("config"),
-                          auto_approve=auto_approve,
-                          faults=(path("faults") or "",) if isinstance(faults, str | Path) else ())
+                          auto_approve=auto_approve, faults=(fault_file,) if fault_file else ())
 
 
 def _marker_fault_rules(request: pytest.FixtureRequest, sandbox: Sandbox) -> None:
