@@ -137,6 +137,15 @@ def test_reset_gives_the_client_a_connection_error(upsproxy_env):
     tokens(UpsClient())
 
 
+def test_a_late_reset(upsproxy):
+    upsproxy.faults.add("token:reset:delay_ms=300,times=1")
+    started = time.monotonic()
+    with pytest.raises(requests.ConnectionError):
+        requests.post(upsproxy.base_url + TOKEN, timeout=10)
+    assert time.monotonic() - started >= 0.3  # a lower bound: the timer cannot be early
+    assert requests.post(upsproxy.base_url + TOKEN, timeout=10).status_code == 400
+
+
 def test_reset_is_a_tcp_reset(upsproxy):
     upsproxy.faults.add("token:reset")
     host, port = upsproxy.base_url.removeprefix("http://").split(":")
