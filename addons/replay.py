@@ -27,7 +27,7 @@ except ImportError:  # loaded with `mitmdump -s` from a checkout that is not ins
 
 from upsproxy import mitm
 from upsproxy.fault_rules import client_id_of
-from upsproxy.messages import Request, printable
+from upsproxy.messages import Request, Response, printable
 from upsproxy.routes import UPS_HOSTS
 from upsproxy.sandbox import Sandbox, SandboxOptions
 
@@ -85,7 +85,11 @@ class Replay:
         if self.sandbox.faults.active:
             self._with_faults(flow, req, origin)
             return
-        response = self.sandbox.handle(req)
+        self._answer(flow, req, origin, self.sandbox.handle(req))
+
+    def _answer(self, flow: http.HTTPFlow, req: Request, origin: str | None,
+                response: Response) -> None:
+        assert self.sandbox is not None
         try:
             mitm.apply_response(flow, response)
         except ValueError:  # a header value mitmproxy cannot encode: answer, never forward
@@ -105,13 +109,7 @@ class Replay:
                 decision = faults.decide_redirect(req, normal)
         if decision is None:
             assert normal is not None
-            response = normal
-            try:
-                mitm.apply_response(flow, response)
-            except ValueError:
-                response = self.sandbox.internal_error("unsendable_response")
-                mitm.apply_response(flow, response)
-            _log_exchange(req, origin, response.status, response.rule, response.extra)
+            self._answer(flow, req, origin, normal)
             return
         try:
             sent = mitm.apply_fault(flow, decision, normal)
