@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
@@ -25,14 +26,16 @@ except ImportError:  # loaded with `mitmdump -s` from a checkout that is not ins
     from upsproxy.errors import UpsproxyError
 
 from upsproxy import mitm
-from upsproxy.messages import printable
+from upsproxy.fault_rules import client_id_of
+from upsproxy.messages import Request, Response, printable
 from upsproxy.routes import UPS_HOSTS
 from upsproxy.sandbox import Sandbox, SandboxOptions
 
 exchange_log = logging.getLogger("upsproxy.exchange")
 
 OPTIONS = ("upsproxy_cassette", "upsproxy_config", "upsproxy_auto_approve", "upsproxy_state",
-           "upsproxy_access_ttl", "upsproxy_refresh_ttl", "upsproxy_code_ttl")
+           "upsproxy_access_ttl", "upsproxy_refresh_ttl", "upsproxy_code_ttl",
+           "upsproxy_faults", "upsproxy_fault")
 
 
 def _ttl(name: str, value: int) -> int | None:
@@ -67,6 +70,10 @@ class Replay:
                           "Refresh token lifetime in seconds (0: the cassette's).")
         loader.add_option("upsproxy_code_ttl", int, 0,
                           "Authorization code lifetime in seconds (0: the default 300).")
+        loader.add_option("upsproxy_faults", str, "",
+                          "Fault rule file (YAML): UPS errors, delays, resets on demand.")
+        loader.add_option("upsproxy_fault", Sequence[str], [],
+                          "Fault rule shorthand ENDPOINT:WHAT[:KEY=VALUE,...]; repeatable.")
 
     def configure(self, updated: set[str]) -> None:
         if self._preset or (not (updated & set(OPTIONS)) and self.sandbox is not None):
@@ -81,6 +88,8 @@ class Replay:
             refresh_ttl=_ttl("upsproxy_refresh_ttl", opts.upsproxy_refresh_ttl),
             code_ttl=_ttl("upsproxy_code_ttl", opts.upsproxy_code_ttl),
             keydir=opts.confdir,
+            faults=(opts.upsproxy_faults,) if opts.upsproxy_faults else (),
+            fault_specs=tuple(opts.upsproxy_fault),
         )
         try:
             sandbox = Sandbox.from_options(options)
@@ -91,7 +100,9 @@ class Replay:
             old.close()
 
     def done(self) -> None:
-        """Close the state store of a sandbox this addon made (not a preset one)."""
+        """Answer flows a fault still holds, then close the state store of a
+        sandbox this addon made (not a preset one)."""
+        mitm.release_held_flows()
         if not self._preset and self.sandbox is not None:
             self.sandbox.close()
 
@@ -102,18 +113,51 @@ class Replay:
         if origin is None and mitm.target_host(flow) not in UPS_HOSTS:
             return  # not UPS: pass through untouched
         req = mitm.to_request(flow)
-        response = self.sandbox.handle(req)
         self.answered += 1
+        if self.sandbox.faults.active:
+            self._with_faults(flow, req, origin)
+            return
+        self._answer(flow, req, origin, self.sandbox.handle(req))
+
+    def _answer(self, flow: http.HTTPFlow, req: Request, origin: str | None,
+                response: Response) -> None:
+        assert self.sandbox is not None
         try:
             mitm.apply_response(flow, response)
         except ValueError:  # a header value mitmproxy cannot encode: answer, never forward
             response = self.sandbox.internal_error("unsendable_response")
             mitm.apply_response(flow, response)
-        client = response.extra.get("client_id")
-        exchange_log.info("%s %s%s -> %d %s%s", req.method,
-                          req.host if origin is None else origin, printable(req.path),
-                          response.status, response.rule,
-                          f" client={printable(client)}" if client else "")
+        _log_exchange(req, origin, response.status, response.rule, response.extra)
+
+    def _with_faults(self, flow: http.HTTPFlow, req: Request, origin: str | None) -> None:
+        """The request path while fault rules exist (``upsproxy.faults``)."""
+        assert self.sandbox is not None
+        faults = self.sandbox.faults
+        decision = faults.decide(req)
+        normal = None
+        if decision is None or decision.needs_normal:
+            normal = self.sandbox.handle(req)
+            if decision is None:
+                decision = faults.decide_redirect(req, normal)
+        if decision is None:
+            assert normal is not None
+            self._answer(flow, req, origin, normal)
+            return
+        try:
+            sent = mitm.apply_fault(flow, decision, normal)
+        except ValueError:
+            sent = self.sandbox.internal_error("unsendable_response")
+            mitm.apply_response(flow, sent)
+        delay = f" delay_ms={round(decision.delay_s * 1000)}" if decision.delay_s else ""
+        if sent is None:
+            client = client_id_of(req)
+            _log_exchange(req, origin, None, f"{decision.action} {decision.label}{delay}",
+                          {"client_id": client} if client else {})
+        else:
+            rule = sent.rule if decision.label in sent.rule else f"{sent.rule} {decision.label}"
+            client = sent.extra.get("client_id") or client_id_of(req)
+            _log_exchange(req, origin, sent.status, rule + delay,
+                          {"client_id": client} if client else {})
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         """Offline means offline: never dial UPS, whatever else happens."""
@@ -122,6 +166,16 @@ class Replay:
         if any(name.lower().rstrip(".") in UPS_HOSTS for name in names):
             self.upstream_attempts += 1
             server.error = "upsproxy replay never connects to UPS"
+
+
+def _log_exchange(req: Request, origin: str | None, status: int | None, rule: str,
+                  extra: dict[str, str]) -> None:
+    """One line per exchange, naming the rule that decided it; never a secret."""
+    client = extra.get("client_id")
+    exchange_log.info("%s %s%s -> %s %s%s", req.method,
+                      req.host if origin is None else origin, printable(req.path),
+                      status if status is not None else "no answer", rule,
+                      f" client={printable(client)}" if client else "")
 
 
 addons = [Replay()]

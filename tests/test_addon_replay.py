@@ -23,11 +23,14 @@ def mitmdump(tmp_path):
     config = tmp_path / "upsproxy.yaml"
     config.write_text(f"apps:\n  - client_id: {CLIENT}\n    client_secret: {SECRET}\n"
                       f"    redirect_uris: [{CALLBACK}]\n")
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- endpoint: refresh\n  preset: invalid_refresh_token\n  after: 1\n")
     proc = subprocess.Popen(
         [str(MITMDUMP), "-s", str(ROOT / "addons" / "replay.py"),
          "--set", f"confdir={tmp_path}", "--set", "connection_strategy=lazy",
          "--set", f"upsproxy_config={config}", "--set", "flow_detail=0",
          "--set", "upsproxy_access_ttl=120", "--set", f"upsproxy_state={tmp_path / 'state.db'}",
+         "--set", f"upsproxy_faults={faults}", "--set", "upsproxy_fault=api:rate_limited",
          "--mode", "reverse:https://wwwcie.ups.com@127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
@@ -53,7 +56,11 @@ def test_full_flow_through_stock_mitmdump(mitmdump):
     resp = ups.token(ups.code(verifier=None), basic=(CLIENT, SECRET))
     assert resp.status_code == 200 and next(iter(resp.json())) == "refresh_token_expires_in"
     assert resp.json()["expires_in"] == "120"  # upsproxy_access_ttl
-    assert ups.refresh(resp.json()["refresh_token"]).status_code == 200
+    refreshed = ups.refresh(resp.json()["refresh_token"])
+    assert refreshed.status_code == 200
+    # The fault options were applied: the second refresh fails, API calls are limited.
+    assert ups.refresh(refreshed.json()["refresh_token"]).status_code == 400
+    assert ups.http.get(f"{mitmdump}/api/track/v1/details/1Z", timeout=10).status_code == 429
     # The config file was applied: an unregistered client is refused.
     assert ups.authorize(client_id="STRANGER").status_code == 401
 

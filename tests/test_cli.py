@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -237,3 +238,64 @@ def test_both_listeners_on_ipv6_loopback(tmp_path):
         assert through.status_code == 400
     finally:
         server.stop()
+
+
+def test_a_bad_fault_file_is_refused_at_start_with_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- endpoint: token\n  preset: rate_limited\n"
+                   "- endpoint: refresh\n  preset: invalid_refresh_tokn\n")
+    out = run("replay", "--faults", str(bad), "--confdir", str(tmp_path))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"Error: {bad}:4: unknown preset 'invalid_refresh_tokn'; known: " in out.stderr
+    out = run("replay", "--fault", "token:rate_limited:times=often", "--confdir", str(tmp_path))
+    assert out.returncode == 1
+    assert "Error: --fault 'token:rate_limited:times=often': times: times must be a number" \
+        in out.stderr
+
+
+def test_faults_from_the_command_line_fire_and_are_logged(tmp_path):
+    rules = tmp_path / "faults.yaml"
+    rules.write_text("- name: limited\n  endpoint: token\n  preset: rate_limited\n  times: 1\n"
+                     "  headers: {Retry-After: 7}\n")
+    server = Replay("--faults", str(rules), "--fault", "refresh:reset", confdir=tmp_path)
+    try:
+        assert "faults    2 rule(s): limited, rule2" in server.banner
+        token = server.base_url + "/security/v1/oauth/token"
+        resp = requests.post(token, data={"grant_type": "authorization_code"}, timeout=10)
+        assert resp.status_code == 429 and resp.headers["Retry-After"] == "7"
+        assert requests.post(token, timeout=10).status_code == 400  # fired once only
+        with pytest.raises(requests.ConnectionError):
+            requests.post(server.base_url + "/security/v1/oauth/refresh", timeout=10)
+        listed = requests.get(server.base_url + "/_upsproxy/faults", timeout=10).json()
+        assert [(r["name"], r["fired"]) for r in listed["rules"]] == [("limited", 1),
+                                                                      ("rule2", 1)]
+    finally:
+        code, log = server.stop()
+    assert code == 0
+    assert re.search(r"POST http://127\.0\.0\.1:\d+/security/v1/oauth/token -> 429 "
+                     r"fault:limited", log), log
+    assert re.search(r"/security/v1/oauth/refresh -> no answer reset fault:rule2", log), log
+
+
+def test_stopping_with_a_request_held_by_a_timeout_fault_does_not_hang(tmp_path):
+    server = Replay("--fault", "token:timeout", confdir=tmp_path)
+    outcome = []
+
+    def client():
+        try:
+            requests.post(server.base_url + "/security/v1/oauth/token", timeout=60)
+        except requests.RequestException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=client)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listed = requests.get(server.base_url + "/_upsproxy/faults", timeout=10).json()
+        if listed["rules"][0]["fired"] == 1:
+            break
+        time.sleep(0.05)
+    code, log = server.stop()  # bounded: communicate(timeout=15)
+    worker.join(15)
+    assert code == 0 and "upsproxy stopped." in log and "Traceback" not in log
+    assert not worker.is_alive() and isinstance(outcome[0], requests.ConnectionError)

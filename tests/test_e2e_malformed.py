@@ -161,8 +161,13 @@ def test_two_content_types_are_refused(upsproxy):
 
 def test_a_body_past_the_proxy_limit_is_refused_while_reading_and_serving_goes_on(upsproxy_env):
     big = b"grant_type=" + b"a" * (3 * 1024 * 1024)
-    resp = requests.post(TOKEN, data=big, headers={"Content-Type": FORM}, timeout=30)
-    assert resp.status_code == 413
-    ok = requests.post(TOKEN, data=GOOD, headers={"Content-Type": FORM}, auth=(CLIENT, SECRET),
-                       timeout=10)
-    assert envelope(ok) == (400, "10400", "Invalid Authorization Code")
+    for url in (TOKEN, f"{upsproxy_env.base_url}/security/v1/oauth/token"):
+        try:
+            resp = requests.post(url, data=big, headers={"Content-Type": FORM}, timeout=30)
+        except requests.ConnectionError:
+            pass  # mitmproxy closed the connection while the client was still sending
+        else:
+            assert resp.status_code == 413
+        ok = requests.post(url, data=GOOD, headers={"Content-Type": FORM},
+                           auth=(CLIENT, SECRET), timeout=10)
+        assert envelope(ok) == (400, "10400", "Invalid Authorization Code")

@@ -20,7 +20,7 @@ def test_a_mistyped_marker_argument_fails_the_test_with_the_known_names(pytester
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines([
         "*unknown argument(s) autoapprove; known: access_ttl, auto_approve, cassette, code_ttl, "
-        "config, refresh_ttl, state*",
+        "config, faults, refresh_ttl, state*",
         "*auto_approve must be True or False*",
     ])
 
@@ -107,3 +107,47 @@ def test_lifetime_and_state_marker_keys_and_mint_code(pytester):
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*access_ttl must be whole seconds*"])
     assert (pytester.path / "state.db").stat().st_size > 0
+
+
+def test_faults_from_the_marker_and_the_handle(pytester):
+    pytester.makefile(".yaml", faults="- endpoint: token\n  preset: rate_limited\n  times: 1\n")
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+
+        TOKEN = "/security/v1/oauth/token"
+
+        @pytest.mark.upsproxy(faults="faults.yaml")
+        def test_file(upsproxy):
+            assert requests.post(upsproxy.base_url + TOKEN, timeout=10).status_code == 429
+            assert requests.post(upsproxy.base_url + TOKEN, timeout=10).status_code == 400
+
+        @pytest.mark.upsproxy(faults=[{"endpoint": "token", "preset": "server_error"},
+                                      "refresh:invalid_client"])
+        def test_list(upsproxy):
+            assert requests.post(upsproxy.base_url + TOKEN, timeout=10).status_code == 500
+            assert [r["fired"] for r in upsproxy.faults.rules()] == [1, 0]
+
+        def test_handle(upsproxy):
+            upsproxy.faults.add({"endpoint": "token", "status": 418, "body": "teapot"})
+            resp = requests.post(upsproxy.base_url + TOKEN, timeout=10)
+            assert (resp.status_code, resp.text) == (418, "teapot")
+
+        def test_none_left_over(upsproxy):
+            assert upsproxy.faults.rules() == []
+
+        @pytest.mark.upsproxy(faults=[{"endpoint": "token", "preset": "nope"}])
+        def test_bad_rule(upsproxy):
+            pass
+
+        @pytest.mark.upsproxy(faults="missing.yaml")
+        def test_missing_file(upsproxy):
+            pass
+        """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4, errors=2)
+    result.stdout.fnmatch_lines([
+        "*@pytest.mark.upsproxy: faults: 0.preset: unknown preset 'nope'*",
+        "*@pytest.mark.upsproxy: *missing.yaml: no such file*",
+    ])

@@ -12,6 +12,7 @@ CORE = ["cassette", "cassette_cache", "cli_ctl", "clock", "config", "control",
         "control_endpoints", "demo", "envelopes", "errors", "forms", "jwtkeys", "login_page",
         "match", "messages", "oauth", "pkce", "profile", "protected", "rewrite", "routes",
         "sandbox", "shapes", "store", "store_sqlite", "trust", "yamlfile"]
+CORE += ["fault_answers", "fault_rules", "fault_sources", "faults"]
 
 
 def test_the_core_never_imports_mitmproxy():

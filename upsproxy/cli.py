@@ -102,6 +102,12 @@ def main() -> None:
 @click.option("--auto-approve", is_flag=True,
               help="Skip the login page: authorize redirects straight to the callback "
                    "with a code (for headless clients).")
+@click.option("--faults", "fault_files", multiple=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML fault rules (UPS errors, delays, resets, timeouts); repeatable.")
+@click.option("--fault", "fault_specs", multiple=True, metavar="ENDPOINT:WHAT[:KEY=VALUE,...]",
+              help="One fault rule in short form, e.g. token:rate_limited or "
+                   "refresh:invalid_refresh_token:after=1,times=1; repeatable.")
 @click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
               help="Keep codes, tokens and the clock in this SQLite file, so a restarted "
                    "sandbox honours what apps saved (default: in memory).")
@@ -115,7 +121,7 @@ def main() -> None:
 def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple[str, int],
            confdir: Path, config: Path | None, auto_approve: bool, state: Path | None,
            access_ttl: int | None, refresh_ttl: int | None, code_ttl: int | None,
-           verbose: bool) -> None:
+           fault_files: tuple[Path, ...], fault_specs: tuple[str, ...], verbose: bool) -> None:
     """Answer UPS OAuth (and recorded API) traffic offline, from CASSETTE.
 
     CASSETTE defaults to the bundled cassettes/ups-cie.yaml. The sandbox mints
@@ -132,7 +138,8 @@ def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple
             cassette=str(cassette) if cassette else None,
             config=str(config) if config else None, auto_approve=auto_approve,
             state=str(state) if state else None, access_ttl=access_ttl,
-            refresh_ttl=refresh_ttl, code_ttl=code_ttl, keydir=str(confdir)))
+            refresh_ttl=refresh_ttl, code_ttl=code_ttl, keydir=str(confdir),
+            faults=tuple(map(str, fault_files)), fault_specs=fault_specs))
     except UpsproxyError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -217,6 +224,9 @@ async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: t
                err=True)
     click.echo(f"  base URL  {running.reverse_url}   (use instead of https://wwwcie.ups.com)",
                err=True)
+    if rules := sandbox.faults.rules():
+        click.echo(f"  faults    {len(rules)} rule(s): {', '.join(r['name'] for r in rules)}   "
+                   f"(control API {running.reverse_url}/_upsproxy/faults)", err=True)
     click.echo("  env       " + "\n            ".join(
         env_lines(running.proxy_url or "", running.ca_cert, bundle)), err=True)
     demo_hint = (" (register client UPSPROXYDEMO, or pass --client-id/--client-secret/"

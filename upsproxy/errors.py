@@ -4,7 +4,8 @@
      ├── FileProblem          a file the user gave us is wrong (names file and line)
      │    ├── CassetteError
      │    ├── ConfigError
-     │    └── StateFileError   a --state file that is not SQLite, damaged, or foreign
+     │    ├── StateFileError   a --state file that is not SQLite, damaged, or foreign
+     │    └── FaultRuleError   a fault rule file or --fault shorthand that cannot be used
      └── StartupError         the proxy could not start (port in use, ...)
 
 Messages name the file, the line, the field and what to do; they never quote a
@@ -14,8 +15,8 @@ answers, built by ``upsproxy.envelopes``.
 
 from __future__ import annotations
 
-__all__ = ["CassetteError", "ConfigError", "FileProblem", "StartupError", "StateFileError",
-           "UpsproxyError"]
+__all__ = ["CassetteError", "ConfigError", "FaultRuleError", "FileProblem", "StartupError",
+           "StateFileError", "UpsproxyError"]
 
 
 class UpsproxyError(Exception):
@@ -39,6 +40,10 @@ class CassetteError(FileProblem):
 
 class ConfigError(FileProblem):
     """A config file (app registry, error overrides) cannot be used."""
+
+
+class FaultRuleError(FileProblem):
+    """A fault rule file (or ``--fault`` shorthand) cannot be used."""
 
 
 class StartupError(UpsproxyError):

@@ -15,15 +15,18 @@ import contextlib
 import copy
 import logging
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mitmproxy import certs, exceptions, http
+from mitmproxy import certs, ctx, exceptions, http
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
+from mitmproxy.connection import ConnectionState
 from mitmproxy.master import Master
 from mitmproxy.net.http import status_codes
 from mitmproxy.options import Options
@@ -32,14 +35,19 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from upsproxy.errors import StartupError
 from upsproxy.messages import Request, Response
 
+if TYPE_CHECKING:
+    from upsproxy.faults import FaultDecision
+
 __all__ = [
     "CA_CERT_NAME",
     "UPS_ALLOW_HOSTS",
     "BackgroundProxy",
     "ProxySettings",
     "RunningProxy",
+    "apply_fault",
     "apply_response",
     "ensure_ca",
+    "release_held_flows",
     "start_proxy",
     "stop_proxy",
     "to_request",
@@ -93,7 +101,9 @@ def to_request(flow: http.HTTPFlow) -> Request:
     )
 
 
-_REASONS = {code: phrase.encode() for code, phrase in status_codes.RESPONSES.items()}
+# mitmproxy's table lacks some codes UPS and fault rules send (429): the stdlib's fills in.
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_REASONS.update({code: phrase.encode() for code, phrase in status_codes.RESPONSES.items()})
 
 
 def _response_factory() -> Any:
@@ -148,6 +158,101 @@ def apply_response(flow: http.HTTPFlow, response: Response) -> None:
     body = b"" if flow.request.method.upper() == "HEAD" else response.body
     flow.response = _new_response(response.status, http.Headers(fields), body, time.time())
     flow.is_replay = "response"
+
+
+# -- faults -------------------------------------------------------------------------------
+
+_HELD: dict[http.HTTPFlow, asyncio.TimerHandle] = {}
+"""Flows a fault holds back (a delay, a timeout), with the timer that lets them go."""
+TIMEOUT_POLL_S = 0.2
+"""How often a timed-out flow checks whether its client has given up."""
+
+
+def apply_fault(flow: http.HTTPFlow, decision: FaultDecision,
+                normal: Response | None = None) -> Response | None:
+    """Carry out a fault decision (``upsproxy.faults``) on ``flow``, from its
+    ``request`` hook, without blocking the hook. ``normal`` is the answer the
+    flow would get without the fault; it is needed when ``decision.needs_normal``
+    (a slow or re-headered normal answer). Returns the answer set, or None.
+
+    - ``action == "reset"``: the client's TCP connection is reset (RST), after
+      ``decision.delay_s`` if set. Every request on that connection dies with
+      it, as when UPS's edge drops one; the proxy keeps serving others.
+    - ``action == "timeout"``: no answer ever. The flow is held (intercepted)
+      until its client closes the connection (its read timeout fired) or the
+      proxy stops (``release_held_flows``); then it is dropped.
+    - otherwise: ``decision.answer(normal)`` is set as the response and, with a
+      delay, the flow is intercepted and resumed ``delay_s`` later by a loop
+      timer, so the hook returns at once and other flows go on.
+
+    Raises ValueError like ``apply_response`` when a header cannot be encoded.
+    """
+    if decision.action == "timeout":
+        flow.intercept()
+        _HELD[flow] = asyncio.get_running_loop().call_later(
+            TIMEOUT_POLL_S, _check_timed_out, flow)
+        return None
+    if decision.action == "reset":
+        if decision.delay_s > 0:
+            flow.intercept()
+            _HELD[flow] = asyncio.get_running_loop().call_later(
+                decision.delay_s, _release, flow, True)
+        else:
+            _reset_client(flow)
+            flow.kill()
+        return None
+    response = decision.answer(normal)
+    if response is None:
+        raise ValueError("this fault decision needs the normal answer")
+    apply_response(flow, response)
+    if decision.delay_s > 0:
+        flow.intercept()
+        _HELD[flow] = asyncio.get_running_loop().call_later(
+            decision.delay_s, _release, flow, False)
+    return response
+
+
+def _release(flow: http.HTTPFlow, kill: bool) -> None:
+    """Let a held flow go on: answered, or (``kill``) reset and dropped.
+    Resume first: ``kill`` alone clears ``intercepted`` without waking the
+    hook that waits for the resume, which would then wait forever."""
+    _HELD.pop(flow, None)
+    if kill:
+        _reset_client(flow)
+    flow.resume()
+    if kill and flow.killable:
+        flow.kill()
+
+
+def _check_timed_out(flow: http.HTTPFlow) -> None:
+    if not flow.live or not flow.client_conn.state & ConnectionState.CAN_READ:
+        _release(flow, True)  # the client gave up: nothing to answer
+    else:
+        _HELD[flow] = asyncio.get_running_loop().call_later(
+            TIMEOUT_POLL_S, _check_timed_out, flow)
+
+
+def release_held_flows() -> None:
+    """Send delayed answers now and drop timed-out flows: at shutdown, so no
+    hook is left waiting on a loop that is about to end."""
+    for flow, timer in list(_HELD.items()):
+        timer.cancel()
+        _release(flow, flow.response is None)
+
+
+def _reset_client(flow: http.HTTPFlow) -> None:
+    """Close the client's connection with a TCP RST (SO_LINGER 0, then abort)."""
+    try:
+        handler = ctx.master.addons.get("proxyserver").connections[flow.client_conn.id]
+        writer = handler.transports[flow.client_conn].writer
+        transport = writer.transport
+    except (AttributeError, KeyError):
+        return  # already gone: killing the flow closes what is left
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 # -- the CA ------------------------------------------------------------------------------
@@ -294,6 +399,7 @@ async def stop_proxy(running: RunningProxy) -> None:
     """Stop listening, close open client connections, then run ``done``."""
     master = running.master
     await _stop_servers(master)
+    release_held_flows()
     ps = master.addons.get("proxyserver")
     for handler in list(ps.connections.values()):
         for io in list(handler.transports.values()):

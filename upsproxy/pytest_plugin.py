@@ -30,6 +30,9 @@ from typing import Any
 import pytest
 
 from upsproxy.clock import SandboxClock
+from upsproxy.errors import FaultRuleError
+from upsproxy.fault_rules import RuleProblem
+from upsproxy.faults import FaultEngine
 from upsproxy.sandbox import Sandbox, SandboxOptions
 
 
@@ -37,9 +40,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "upsproxy(cassette=None, config=None, auto_approve=False, access_ttl=None, "
-        "refresh_ttl=None, code_ttl=None, state=None): configure the test's upsproxy sandbox "
-        "(cassette path, config file path, skip the login page, lifetimes in seconds, "
-        "SQLite state file).",
+        "refresh_ttl=None, code_ttl=None, state=None, faults=None): configure the test's "
+        "upsproxy sandbox (cassette path, config file path, skip the login page, lifetimes "
+        "in seconds, SQLite state file, fault rules: a rule file path or a list of rule "
+        "mappings / shorthand strings).",
     )
 
 
@@ -90,6 +94,11 @@ class UpsproxyHandle:
         return self.sandbox.auth.issue_code(client_id, redirect_uri, code_challenge, scope)
 
     @property
+    def faults(self) -> FaultEngine:
+        """The sandbox's fault rules: ``add(rule or [rules])``, ``rules()``, ``clear()``."""
+        return self.sandbox.faults
+
+    @property
     def upstream_attempts(self) -> int:
         """How often replay refused to dial a UPS host (should stay 0)."""
         return int(self.server.replay.upstream_attempts)
@@ -129,7 +138,7 @@ def upsproxy_server() -> Iterator[UpsproxyServer]:
 
 
 _MARKER_KEYS = frozenset({"cassette", "config", "auto_approve", "access_ttl", "refresh_ttl",
-                          "code_ttl", "state"})
+                          "code_ttl", "state", "faults"})
 _TTL_KEYS = ("access_ttl", "refresh_ttl", "code_ttl")
 
 
@@ -164,11 +173,28 @@ def _marker_options(request: pytest.FixtureRequest) -> SandboxOptions:
         value = marker.kwargs.get(key)
         return str(root / value) if value else None
 
+    fault_file = path("faults") if isinstance(marker.kwargs.get("faults"), str | Path) else None
     return SandboxOptions(cassette=path("cassette"), config=path("config"),
                           auto_approve=auto_approve, state=path("state"),
                           access_ttl=marker.kwargs.get("access_ttl"),
                           refresh_ttl=marker.kwargs.get("refresh_ttl"),
-                          code_ttl=marker.kwargs.get("code_ttl"))
+                          code_ttl=marker.kwargs.get("code_ttl"),
+                          faults=(fault_file,) if fault_file else ())
+
+
+def _marker_fault_rules(request: pytest.FixtureRequest, sandbox: Sandbox) -> None:
+    """``faults=[...]`` on the marker: rule mappings or shorthands, added in order."""
+    marker = request.node.get_closest_marker("upsproxy")
+    faults = marker.kwargs.get("faults") if marker is not None else None
+    if faults is None or isinstance(faults, str | Path):
+        return
+    if not isinstance(faults, list | tuple):
+        pytest.fail("@pytest.mark.upsproxy: faults is a rule file path or a list of rules",
+                    pytrace=False)
+    try:
+        sandbox.faults.add(list(faults))
+    except RuleProblem as bad:
+        pytest.fail(f"@pytest.mark.upsproxy: faults: {bad}", pytrace=False)
 
 
 @pytest.fixture
@@ -179,7 +205,11 @@ def upsproxy(upsproxy_server: UpsproxyServer,
     At teardown the server gets a fresh default sandbox again, so a test that
     uses ``upsproxy_server`` alone never sees an earlier test's codes or rules.
     """
-    sandbox = Sandbox.from_options(_marker_options(request))
+    try:
+        sandbox = Sandbox.from_options(_marker_options(request))
+    except FaultRuleError as exc:
+        pytest.fail(f"@pytest.mark.upsproxy: {exc}", pytrace=False)
+    _marker_fault_rules(request, sandbox)
     upsproxy_server.replay.sandbox = sandbox
     try:
         yield UpsproxyHandle(upsproxy_server, sandbox)

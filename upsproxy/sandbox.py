@@ -22,6 +22,7 @@ from upsproxy.config import SandboxConfig, load_config
 from upsproxy.control import CONTROL_PREFIX, ControlApi
 from upsproxy.envelopes import error_response, resolve
 from upsproxy.errors import UpsproxyError
+from upsproxy.faults import FaultEngine, register_control
 from upsproxy.jwtkeys import JwtSigner, key_bits_for, load_signer
 from upsproxy.messages import Request, Response, printable
 from upsproxy.oauth import AuthServer
@@ -66,6 +67,10 @@ class SandboxOptions:
     code_ttl: int | None = None
     keydir: str | None = None
     """Where the JWT signing key is kept (the confdir); None: one per process."""
+    faults: tuple[str, ...] = ()
+    """Fault rule files, loaded in order."""
+    fault_specs: tuple[str, ...] = ()
+    """``--fault`` shorthands, added after the files."""
 
 
 class Sandbox:
@@ -105,11 +110,16 @@ class Sandbox:
         self.control = ControlApi()
         """``/_upsproxy/...`` on the reverse listener; features add their endpoints."""
         control_endpoints.install(self)
+        # Presets: every error the cassette names, then the catalogue as resolved.
+        presets = {name: (e.status, e.code, e.message) for name, e in self.profile.errors.items()}
+        presets.update({name: (e.status, e.code, e.message) for name, e in self.errors.items()})
+        self.faults = FaultEngine(presets)
+        register_control(self.control, self.faults)
 
     @classmethod
     def from_options(cls, options: SandboxOptions, **kwargs: object) -> Sandbox:
         """Load files named by the user; raises CassetteError / ConfigError /
-        StateFileError, or UpsproxyError for a bad lifetime."""
+        StateFileError, FaultRuleError, or UpsproxyError for a bad lifetime."""
         cassette = load_cassette(options.cassette or default_cassette_path())
         config = load_config(options.config) if options.config else SandboxConfig()
         lifetimes = Lifetimes(options.access_ttl, options.refresh_ttl, options.code_ttl)
@@ -118,10 +128,14 @@ class Sandbox:
 
             kwargs["store"] = SqliteStore(options.state)
         try:
-            return cls(cassette, config=config, auto_approve=options.auto_approve,
-                       lifetimes=lifetimes,
-                       keydir=Path(options.keydir) if options.keydir else None,
-                       **kwargs)  # type: ignore[arg-type]
+            sandbox = cls(cassette, config=config, auto_approve=options.auto_approve,
+                          lifetimes=lifetimes,
+                          keydir=Path(options.keydir) if options.keydir else None,
+                          **kwargs)  # type: ignore[arg-type]
+            for path in options.faults:  # FaultRuleError, with the file and line
+                sandbox.faults.load_file(path)
+            for spec in options.fault_specs:
+                sandbox.faults.add_shorthand(spec)
         except BaseException as exc:
             store = kwargs.get("store")
             if store is not None:
@@ -129,6 +143,7 @@ class Sandbox:
             if isinstance(exc, ValueError):
                 raise UpsproxyError(str(exc)) from None
             raise
+        return sandbox
 
     def close(self) -> None:
         """Release the state store (a SQLite file is checkpointed and closed)."""
