@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,8 @@ def _address(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
 def _address_option(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
     return _address(value)
 
-confdir_option = click.option(
+# Annotated: cli_record imports it while this module is still loading (mypy needs the type).
+confdir_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     "--confdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_CONFDIR,
     envvar="UPSPROXY_CONFDIR", show_default=True,
     help="Where upsproxy keeps its CA (never mitmproxy's own ~/.mitmproxy).")
@@ -276,6 +278,10 @@ def demo(proxy: str | None, confdir: Path, base_url: str | None, ups_url: str, c
         raise click.ClickException(f"cannot reach the sandbox: {exc}") from None
     click.echo("OK: the sandbox behaved as UPS does.")
 
+
+from upsproxy.cli_record import record  # noqa: E402 - needs the helpers above
+
+main.add_command(record)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -3,7 +3,8 @@
     UpsproxyError
      ├── FileProblem          a file the user gave us is wrong (names file and line)
      │    ├── CassetteError
-     │    └── ConfigError
+     │    ├── ConfigError
+     │    └── LeakError   a cassette write would have put a secret on disk
      └── StartupError         the proxy could not start (port in use, ...)
 
 Messages name the file, the line, the field and what to do; they never quote a
@@ -13,7 +14,8 @@ answers, built by ``upsproxy.envelopes``.
 
 from __future__ import annotations
 
-__all__ = ["CassetteError", "ConfigError", "FileProblem", "StartupError", "UpsproxyError"]
+__all__ = ["CassetteError", "ConfigError", "FileProblem", "LeakError", "StartupError",
+           "UpsproxyError"]
 
 
 class UpsproxyError(Exception):
@@ -37,6 +39,19 @@ class CassetteError(FileProblem):
 
 class ConfigError(FileProblem):
     """A config file (app registry, error overrides) cannot be used."""
+
+
+class LeakError(FileProblem):
+    """The leak guard found a secret in a cassette about to be written; nothing was
+    written. Names the secret's kind, its encoding and where it was, never its value."""
+
+    def __init__(self, path: str, kind: str, encoding: str, where: str,
+                 line: int | None = None) -> None:
+        self.kind = kind
+        self.encoding = encoding
+        self.where = where
+        super().__init__(path, f"leak guard: a {kind} value ({encoding}) would be written at "
+                         f"{where}; nothing was written", line)
 
 
 class StartupError(UpsproxyError):
