@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["HEADER", "dump_cassette", "write_atomic"]
+__all__ = ["HEADER", "dump_cassette", "dump_interaction", "write_atomic"]
 
 HEADER = (
     "# Recorded by `upsproxy record`. Secrets and personal data are placeholders\n"
@@ -43,10 +43,27 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def dump_cassette(document: dict[str, Any], header: str = HEADER) -> str:
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+def _dump(node: Any) -> str:
+    return yaml.dump(node, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                      allow_unicode=True, width=2**31 - 1)
-    return header + body
+
+
+def dump_interaction(interaction: dict[str, Any]) -> str:
+    """One interaction as an item of the ``interactions:`` list. Items are
+    serialized alone so a session re-serializes only what changed."""
+    return "".join(f"  {line}" if line.strip() else line
+                   for line in _dump([interaction]).splitlines(keepends=True))
+
+
+def dump_cassette(document: dict[str, Any], header: str = HEADER,
+                  items: list[str] | None = None) -> str:
+    """The file's text: ``header``, then ``document`` (whose ``interactions`` may be
+    given already serialized as ``items``, from dump_interaction)."""
+    head = {k: v for k, v in document.items() if k != "interactions"}
+    if items is None:
+        items = [dump_interaction(i) for i in document.get("interactions") or []]
+    tail = "interactions:\n" + "".join(items) if items else "interactions: []\n"
+    return header + (_dump(head) if head else "") + tail
 
 
 def write_atomic(path: str | Path, text: str) -> None:

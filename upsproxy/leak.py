@@ -18,6 +18,7 @@ import binascii
 import html
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -36,6 +37,7 @@ except AttributeError:  # pragma: no cover - depends on the PyYAML build
     _Loader = yaml.SafeLoader
 
 
+@lru_cache(maxsize=4096)
 def yaml_spellings(value: str) -> dict[str, str]:
     """The text of ``value`` inside a YAML double- or single-quoted scalar."""
     out: dict[str, str] = {}
@@ -63,8 +65,27 @@ def _strings(node: Any, where: tuple[str | int, ...] = ()) -> Iterator[tuple[tup
             yield from _strings(value, (*where, n))
 
 
+_JSON_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
+_SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+
+
+def _json_unescape(text: str) -> str:
+    """JSON string escapes undone (``\\u00e9``, ``\\"``...), surrogate pairs joined."""
+    def one(match: re.Match[str]) -> str:
+        esc = match.group(1)
+        return chr(int(esc[1:], 16)) if len(esc) == 5 else _SIMPLE.get(esc, esc)
+
+    out = _JSON_ESCAPE.sub(one, text)
+    try:
+        return out.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeError:
+        return out
+
+
 def _decoded(text: str) -> Iterator[tuple[str, str]]:
     yield "raw", text
+    if "\\" in text:
+        yield "JSON-escaped", _json_unescape(text)
     if "%" in text or "+" in text:
         yield "percent-encoded", unquote(text)
         yield "+-encoded", unquote_plus(text)

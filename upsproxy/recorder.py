@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from upsproxy import __version__
 from upsproxy.cassette import load_cassette
-from upsproxy.cassette_io import dump_cassette, write_atomic
+from upsproxy.cassette_io import dump_cassette, dump_interaction, write_atomic
 from upsproxy.envelopes import CATALOGUE
 from upsproxy.errors import CassetteError, LeakError
 from upsproxy.leak import check_text
@@ -112,6 +112,8 @@ class Recorder:
         self.redactor = Redactor(self.rules)
         self.recorded = 0
         """Interactions written by this session."""
+        self._items: list[str] = []
+        """Serialized interactions, in step with ``interactions``."""
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -155,13 +157,21 @@ class Recorder:
         return len(self.interactions)
 
     def _write(self) -> None:
-        # Secrets learned by this exchange may echo in earlier ones: substitute again.
-        self.interactions = [self.redactor.substitute(i) for i in self.interactions]
+        del self._items[len(self.interactions):]  # a dropped (leaking) interaction
+        for n, interaction in enumerate(self.interactions):
+            # Secrets learned by this exchange may echo in earlier ones: substitute again.
+            substituted = self.redactor.substitute(interaction)
+            if n >= len(self._items) or substituted != interaction:
+                self.interactions[n] = substituted
+                item = dump_interaction(substituted)
+                if n < len(self._items):
+                    self._items[n] = item
+                else:
+                    self._items.append(item)
         document: dict[str, Any] = {"version": 1, "meta": self.meta}
         if self.shapes:
             document["shapes"] = {k: self.shapes[k] for k in _SHAPED if k in self.shapes}
-        document["interactions"] = self.interactions
-        text = dump_cassette(document)
+        text = dump_cassette(document, items=self._items)
         check_text(text, self.redactor.secrets(), str(self.path))
         write_atomic(self.path, text)
 

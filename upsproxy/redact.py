@@ -21,6 +21,7 @@ import binascii
 import json
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -55,6 +56,7 @@ def _lower_hex(text: str) -> str:
     return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
 
 
+@lru_cache(maxsize=4096)
 def encodings(value: str) -> dict[str, str]:
     """How ``value`` can be spelled in a URL, a form, JSON or base64: text -> encoding."""
     out = {value: "raw"}
