@@ -279,9 +279,11 @@ def demo(proxy: str | None, confdir: Path, base_url: str | None, ups_url: str, c
     click.echo("OK: the sandbox behaved as UPS does.")
 
 
+from upsproxy.cli_cassette import cassette  # noqa: E402
 from upsproxy.cli_record import record  # noqa: E402 - needs the helpers above
 
 main.add_command(record)
+main.add_command(cassette)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

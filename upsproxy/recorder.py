@@ -98,7 +98,8 @@ class Recorder:
 
     def __init__(self, path: str | Path, *, mode: str = "new",
                  upstream: str = "https://wwwcie.ups.com", rules: RedactRules | None = None,
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] = time.time,
+                 meta: dict[str, Any] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         self.path = Path(path)
@@ -109,6 +110,7 @@ class Recorder:
         self.interactions: list[dict[str, Any]] = []
         self.shapes: dict[str, Any] = {}
         self.meta: dict[str, Any] = {}
+        self._extra_meta = dict(meta or {})
         self.redactor = Redactor(self.rules)
         self.recorded = 0
         """Interactions written by this session."""
@@ -135,7 +137,7 @@ class Recorder:
             self.redactor = Redactor(self.rules, start=_max_numbers(text))
             return
         self.meta = {"how": "recorded", "recorded_at": stamp, "upstream": self.upstream,
-                     "tool": f"upsproxy {__version__}"}
+                     "tool": f"upsproxy {__version__}", **self._extra_meta}
         self._write()
 
     # -- recording --------------------------------------------------------------------------
