@@ -43,6 +43,12 @@ class RecordProc:
         self.base_url = re.search(r"base URL\s+(http://\S+)", self.banner).group(1)
         self.ca = confdir / "mitmproxy-ca-cert.pem"
 
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, no file is closed, nothing is flushed."""
+        self.proc.kill()
+        self.proc.wait(timeout=15)
+        self.proc.stderr.close()
+
     def stop(self) -> tuple[int, str]:
         self.proc.send_signal(signal.SIGTERM)
         try:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["HEADER", "dump_cassette", "dump_interaction", "write_atomic"]
+__all__ = ["HEADER", "dump_cassette", "dump_interaction", "remove_stale_temps", "write_atomic"]
 
 HEADER = (
     "# Recorded by `upsproxy record`. Secrets and personal data are placeholders\n"
@@ -64,6 +64,17 @@ def dump_cassette(document: dict[str, Any], header: str = HEADER,
         items = [dump_interaction(i) for i in document.get("interactions") or []]
     tail = "interactions:\n" + "".join(items) if items else "interactions: []\n"
     return header + (_dump(head) if head else "") + tail
+
+
+def remove_stale_temps(path: str | Path) -> int:
+    """Delete temp files a killed writer of ``path`` left behind; how many."""
+    target = Path(path)
+    removed = 0
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            removed += 1
+    return removed
 
 
 def write_atomic(path: str | Path, text: str) -> None:

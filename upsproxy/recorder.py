@@ -28,7 +28,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 from upsproxy import __version__
 from upsproxy.cassette import load_cassette
-from upsproxy.cassette_io import dump_cassette, dump_interaction, write_atomic
+from upsproxy.cassette_io import (
+    dump_cassette,
+    dump_interaction,
+    remove_stale_temps,
+    write_atomic,
+)
 from upsproxy.envelopes import CATALOGUE
 from upsproxy.errors import CassetteError, LeakError
 from upsproxy.leak import check_text
@@ -123,6 +128,8 @@ class Recorder:
         """Prepare the file for the mode; CassetteError when the mode does not fit it."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._now()))
         exists = self.path.exists()
+        if remove_stale_temps(self.path):
+            log.info("removed temporary files a killed recorder left next to %s", self.path)
         if self.mode == "new" and exists:
             raise CassetteError(str(self.path), "already exists; record into another file, "
                                 "or choose --mode append (add to it) or --mode overwrite")
