@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mitmproxy import ctx, exceptions, http
 
@@ -47,8 +47,10 @@ OPTIONS = ("upsproxy_cassette", "upsproxy_upstream", "upsproxy_record_mode", "up
 _PENDING = "upsproxy_record"
 
 
-@dataclass(frozen=True)
-class _Pending:
+class _Pending(NamedTuple):
+    """What the request hook saw, for the response hook. (Not a dataclass: mitmdump
+    loads scripts outside sys.modules, where dataclasses cannot resolve them.)"""
+
     kind: str
     url: str
     request: Request

@@ -1,1 +1,17 @@
 """Shared fixtures; the sandbox fixtures themselves come from upsproxy's pytest plugin."""
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-online", action="store_true", default=False,
+                     help="also run tests marked online (they talk to real UPS CIE)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-online"):
+        return
+    skip = pytest.mark.skip(reason="talks to real UPS; run with --run-online")
+    for item in items:
+        if "online" in item.keywords:
+            item.add_marker(skip)

@@ -23,12 +23,13 @@ UPS = "https://wwwcie.ups.com"
 class RecordProc:
     """`upsproxy record` in a child process; waits for its banner."""
 
-    def __init__(self, cassette: Path, *, upstream: str, upstream_ca: Path, confdir: Path,
-                 extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, cassette: Path, *, upstream: str, upstream_ca: Path | None,
+                 confdir: Path, extra: tuple[str, ...] = ()) -> None:
         self.cassette = cassette
+        ca = ("--upstream-ca", str(upstream_ca)) if upstream_ca else ()
         self.proc = subprocess.Popen(
             [*UPSPROXY, "record", "--cassette", str(cassette), "--upstream", upstream,
-             "--upstream-ca", str(upstream_ca), "--listen", "127.0.0.1:0",
+             *ca, "--listen", "127.0.0.1:0",
              "--reverse-listen", "127.0.0.1:0", "--confdir", str(confdir), *extra],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.banner = ""
