@@ -161,12 +161,12 @@ class Recorder:
             self._write()
         except LeakError:
             self.interactions.pop()
+            del self._items[len(self.interactions):]
             raise
         self.recorded += 1
         return len(self.interactions)
 
     def _write(self) -> None:
-        del self._items[len(self.interactions):]  # a dropped (leaking) interaction
         for n, interaction in enumerate(self.interactions):
             # Secrets learned by this exchange may echo in earlier ones: substitute again.
             substituted = self.redactor.substitute(interaction)

@@ -36,13 +36,15 @@ def infer_token(raw: str) -> dict[str, Any]:
     body = raw.rstrip("=")
     padding = len(raw) - len(body)
     chars = set(body)
-    if chars <= _B64 and len(raw) % 4 == 0 and padding <= 2 and 8 <= len(raw) <= 8192:
+    if chars <= _HEX:
+        return {"alphabet": "hex", "length": length}
+    b64_only = bool(chars & {"+", "/"}) or padding > 0
+    if chars <= _B64 and b64_only and len(raw) % 4 == 0 and padding <= 2 \
+            and 8 <= len(raw) <= 8192:
         shape: dict[str, Any] = {"alphabet": "base64", "length": len(raw)}
         if padding:
             shape["padding"] = padding
         return shape
-    if chars <= _HEX:
-        return {"alphabet": "hex", "length": length}
     if chars <= _ALNUM:
         return {"alphabet": "alnum", "length": length}
     if chars <= _B64URL and padding == 0 and length % 4 != 1:
