@@ -43,8 +43,14 @@ def placeholders(text: str, kind: str) -> set[str]:
     return set(re.findall(rf"<<{kind}:\d+>>", text))
 
 
-def test_requests_through_the_proxy_records_a_redacted_cassette(fake, recorder):
-    app = requests_app(recorder)
+def test_requests_through_the_proxy_records_a_redacted_cassette(fake, recorder, monkeypatch):
+    # As a user runs an app: the banner's HTTPS_PROXY and CA bundle in the environment.
+    env = dict(re.findall(r"export (\w+)=(\S+)", recorder.banner))
+    for name in ("HTTPS_PROXY", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    app = App(NoRedirects(requests.Session()))
     app.full_session()
     code, log = recorder.stop()
     assert code == 0, log
@@ -197,3 +203,15 @@ def test_other_hosts_are_not_recorded(fake, recorder):
     assert resp.text == "hello"
     assert recorder.stop()[0] == 0
     assert load_cassette(recorder.cassette).interactions == []
+
+
+def test_the_upstream_certificate_is_verified(fake, tmp_path):
+    """Without --upstream-ca the fake's test CA is not trusted: nothing is recorded."""
+    recorder = RecordProc(tmp_path / "c.yaml", upstream=fake.url, upstream_ca=None,
+                          confdir=tmp_path / "conf")
+    resp = requests_app(recorder).token_basic("some-code-value")
+    code, log = recorder.stop()
+    assert resp.status_code == 502 and code == 0
+    assert "NOT recorded: POST /security/v1/oauth/token: upstream failed" in log
+    assert "Certificate verify failed" in log
+    assert load_cassette(tmp_path / "c.yaml").interactions == []

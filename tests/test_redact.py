@@ -81,3 +81,11 @@ def test_encodings_cover_url_form_json_and_base64():
     spelled = encodings('a b/"é')
     assert {"a%20b%2F%22%C3%A9", "a+b%2F%22%C3%A9", "a%20b%2f%22%c3%a9", 'a b/\\"\\u00e9',
             'a b/\\"é', base64.b64encode('a b/"é'.encode()).decode()} <= set(spelled)
+
+
+def test_a_json_request_to_an_oauth_endpoint_is_redacted_like_a_form():
+    red = Redactor()
+    body = {"grant_type": "authorization_code", "code": "the-code-1", "state": "st-1"}
+    assert red.json(body, oauth=True, request=True) == {
+        "grant_type": "authorization_code", "code": "<<code:1>>", "state": "<<state:1>>"}
+    assert red.json({"code": "10400"}, oauth=True) == {"code": "10400"}  # an answer's code

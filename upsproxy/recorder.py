@@ -206,7 +206,8 @@ class Recorder:
         headers = red.headers((k, v) for k, v in req.headers if k.lower() not in _SKIP_REQUEST)
         if headers:
             request["headers"] = headers
-        body = self._body(req.header("content-type"), req.body, kind=kind, oauth=oauth)
+        body = self._body(req.header("content-type"), req.body, kind=kind, oauth=oauth,
+                          request=True)
         if body is not None:
             request["body"] = body
         response: dict[str, Any] = {"status": resp.status}
@@ -226,8 +227,8 @@ class Recorder:
         out["response"] = response
         return red.substitute(out)  # type: ignore[no-any-return]
 
-    def _body(self, content_type: str | None, raw: bytes, *, kind: str,
-              oauth: bool) -> dict[str, Any] | None:
+    def _body(self, content_type: str | None, raw: bytes, *, kind: str, oauth: bool,
+              request: bool = False) -> dict[str, Any] | None:
         if not raw:
             return None
         media = (content_type or "").split(";", 1)[0].strip().lower()
@@ -244,7 +245,8 @@ class Recorder:
         if media == "application/json" or media.endswith("+json"):
             data = _json(raw)
             if data is not _NOT_JSON:
-                return {"json": self.redactor.json(data, oauth=oauth or kind == "login")}
+                return {"json": self.redactor.json(data, oauth=oauth or kind == "login",
+                                                   request=request)}
         if kind == "login" or media in ("text/html", "application/xhtml+xml") \
                 or len(text) > MAX_TEXT_BODY:
             # Sign-in pages carry session tokens under names nobody can list; replay

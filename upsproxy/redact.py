@@ -209,23 +209,28 @@ class Redactor:
 
     # -- JSON ---------------------------------------------------------------------------------
 
-    def json(self, node: Any, *, oauth: bool, where: tuple[str | int, ...] = ()) -> Any:
-        """JSON bodies, recursively: OAuth members (in OAuth answers) and personal fields."""
+    def json(self, node: Any, *, oauth: bool, request: bool = False,
+             where: tuple[str | int, ...] = ()) -> Any:
+        """JSON bodies, recursively: OAuth members (in OAuth exchanges) and personal
+        fields. A JSON *request* to an OAuth endpoint is a form in disguise: there
+        ``code`` and ``state`` are the secrets they are in a form."""
+        kinds = (PARAM_KINDS if request else JSON_KINDS) if oauth else {}
         if isinstance(node, dict):
             out = {}
             for key, value in node.items():
                 name = str(key)
                 child = (*where, name)
-                kind = JSON_KINDS.get(name) if oauth else None
+                kind = kinds.get(name)
                 if kind is not None and isinstance(value, str) and value:
                     out[key] = self.placeholder(kind, value)
                 elif self.rules.personal_field(name) or self.rules.personal_path(child):
                     out[key] = self._personal(value)
                 else:
-                    out[key] = self.json(value, oauth=oauth, where=child)
+                    out[key] = self.json(value, oauth=oauth, request=request, where=child)
             return out
         if isinstance(node, list):
-            return [self.json(v, oauth=oauth, where=(*where, n)) for n, v in enumerate(node)]
+            return [self.json(v, oauth=oauth, request=request, where=(*where, n))
+                    for n, v in enumerate(node)]
         if isinstance(node, str):
             if self.rules.personal_path(where):
                 return self._personal(node)
