@@ -51,3 +51,13 @@ def test_clean_text_passes_and_short_values_are_not_searched():
 
 def test_yaml_spellings_include_both_quote_styles():
     assert "it''s" in yaml_spellings("it's") and 'a\\"b' in yaml_spellings('a"b')
+
+
+def test_a_secret_inside_a_url_inside_a_url_is_found():
+    from urllib.parse import quote
+
+    inner = "https://u.test/authorize?state=" + quote(SECRET, safe="")
+    text = doc(headers={"location": "https://www.ups.com/lasso?returnto=" + quote(inner,
+                                                                                  safe="")})
+    with pytest.raises(LeakError):
+        check_text(text, {SECRET: "state"}, "c.yaml")

@@ -89,3 +89,13 @@ def test_a_json_request_to_an_oauth_endpoint_is_redacted_like_a_form():
     assert red.json(body, oauth=True, request=True) == {
         "grant_type": "authorization_code", "code": "<<code:1>>", "state": "<<state:1>>"}
     assert red.json({"code": "10400"}, oauth=True) == {"code": "10400"}  # an answer's code
+
+
+def test_a_secret_encoded_twice_is_substituted():
+    from urllib.parse import quote
+
+    red = Redactor()
+    red.url("https://u.test/a?state=st%20%2B%2F%3D9")
+    nested = "https://www.ups.com/lasso?returnto=" + quote("https://u.test/a?state="
+                                                           + quote("st +/=9", safe=""), safe="")
+    assert "<<state:1>>" in red.substitute(nested)

@@ -82,8 +82,7 @@ def _json_unescape(text: str) -> str:
         return out
 
 
-def _decoded(text: str) -> Iterator[tuple[str, str]]:
-    yield "raw", text
+def _unwrapped(text: str) -> Iterator[tuple[str, str]]:
     if "\\" in text:
         yield "JSON-escaped", _json_unescape(text)
     if "%" in text or "+" in text:
@@ -91,12 +90,34 @@ def _decoded(text: str) -> Iterator[tuple[str, str]]:
         yield "+-encoded", unquote_plus(text)
     if "&" in text:
         yield "HTML-escaped", html.unescape(text)
-    for word in _B64_WORD.findall(text):
-        for decoder in (base64.b64decode, base64.urlsafe_b64decode):
-            try:
-                yield "base64", decoder(word + "=" * (-len(word) % 4)).decode("utf-8")
-            except (binascii.Error, ValueError, UnicodeDecodeError):
-                continue
+
+
+def _decoded(text: str) -> Iterator[tuple[str, str]]:
+    """``text`` and what it says once decoded: up to three layers of URL, form,
+    JSON and HTML escaping (a state inside a ``returnto=`` URL inside a URL),
+    and base64 words inside any of them."""
+    seen = {text}
+    layer = [("raw", text)]
+    for _ in range(3):
+        yield from layer
+        following = []
+        for name, value in layer:
+            for encoding, decoded in _unwrapped(value):
+                if decoded not in seen:
+                    seen.add(decoded)
+                    following.append((encoding if name == "raw" else name, decoded))
+        if not following:
+            break
+        layer = following
+    else:
+        yield from layer
+    for value in seen:
+        for word in _B64_WORD.findall(value):
+            for decoder in (base64.b64decode, base64.urlsafe_b64decode):
+                try:
+                    yield "base64", decoder(word + "=" * (-len(word) % 4)).decode("utf-8")
+                except (binascii.Error, ValueError, UnicodeDecodeError):
+                    continue
 
 
 def _dotted(where: tuple[str | int, ...]) -> str:

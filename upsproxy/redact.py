@@ -65,6 +65,8 @@ def encodings(value: str) -> dict[str, str]:
             text = encoder(value, safe=safe)
             out.setdefault(text, name)
             out.setdefault(_lower_hex(text), name)
+            # A URL inside a URL (a sign-in page's return address) encodes twice.
+            out.setdefault(quote(text, safe=""), "percent-encoded twice")
     for ascii_only in (True, False):
         out.setdefault(json.dumps(value, ensure_ascii=ascii_only)[1:-1], "JSON-escaped")
     out.setdefault(base64.b64encode(value.encode()).decode(), "base64")
