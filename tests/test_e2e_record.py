@@ -109,6 +109,7 @@ def test_a_recorded_cassette_replays_the_full_flow(fake, recorder, tmp_path):
     try:
         client = UpsClient(server.base_url)
         code = client.code(verifier=None)
+        assert len(code) == 132 and code.endswith("==")  # the recorded code shape
         answer = client.token(code, basic=(factories.CLIENT, factories.SECRET))
         assert answer.status_code == 200, answer.text
         body = answer.json()

@@ -122,3 +122,21 @@ def test_upstreams():
     assert recorded_host("https://onlinetools.ups.com") == "onlinetools.ups.com"
     assert recorded_host("https://127.0.0.1:1") == "wwwcie.ups.com"
     assert str(default_cassette(0)) == "cassettes/recorded-19700101-000000.yaml"
+
+
+def test_shapes_come_from_issued_values_not_from_junk_the_app_sent(tmp_path):
+    recorder = Recorder(tmp_path / "c.yaml")
+    recorder.open()
+    junk = Exchange("token", "https://wwwcie.ups.com/security/v1/oauth/token",
+                    Request("POST", "wwwcie.ups.com", "/security/v1/oauth/token", "",
+                            (("content-type", "application/x-www-form-urlencoded"),),
+                            b"grant_type=authorization_code&code=junk-code-1"),
+                    Response(400, JSON, b'{"response":{"errors":[{"code":"10400",'
+                                        b'"message":"Invalid Authorization Code"}]}}'))
+    recorder.record(junk)
+    assert recorder.shapes["code"] == {"alphabet": "base64url", "length": 11}  # provisional
+    issued = base64.b64encode(b"k" * 97).decode()
+    recorder.record(Exchange("login", "https://www.ups.com/lasso/signin",
+                             Request("POST", "www.ups.com", "/lasso/signin"),
+                             Response(302, (("Location", f"https://a.test/cb?code={issued}"),))))
+    assert load_cassette(tmp_path / "c.yaml").shapes["code"].length == 132

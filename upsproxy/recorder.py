@@ -121,6 +121,7 @@ class Recorder:
         """Interactions written by this session."""
         self._items: list[str] = []
         """Serialized interactions, in step with ``interactions``."""
+        self._provisional: set[str] = set()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -155,7 +156,7 @@ class Recorder:
         On LeakError nothing is written and the exchange is dropped, so the
         file keeps its last good content and later exchanges still record."""
         interaction = self._interaction(exchange)
-        self._learn_shapes()
+        self._learn_shapes(_samples(exchange))
         self.interactions.append(interaction)
         try:
             self._write()
@@ -184,10 +185,17 @@ class Recorder:
         check_text(text, self.redactor.secrets(), str(self.path))
         write_atomic(self.path, text)
 
-    def _learn_shapes(self) -> None:
+    def _learn_shapes(self, answered: dict[str, str]) -> None:
+        """Shapes come from what UPS issued (a code in a redirect, tokens in a 200
+        answer); a value only seen sent by the app (perhaps junk, in an error
+        case) gives a provisional shape that the first issued one replaces."""
         for kind in _SHAPED:
-            raw = self.redactor.first.get(kind)
-            if raw is None or kind in self.shapes:
+            raw = answered.get(kind)
+            provisional = raw is None
+            if raw is None:
+                raw = self.redactor.first.get(kind)
+            if raw is None or (kind in self.shapes and (
+                    provisional or kind not in self._provisional)):
                 continue
             shape, personal = infer_shape(raw, self.redactor.client_ids)
             if kind != "access_token" and "jwt" in shape:
@@ -195,6 +203,10 @@ class Recorder:
             for value in personal:
                 self.redactor.remember("personal", value)
             self.shapes[kind] = shape
+            if provisional:
+                self._provisional.add(kind)
+            else:
+                self._provisional.discard(kind)
 
     # -- one interaction ----------------------------------------------------------------------
 
@@ -256,6 +268,24 @@ class Recorder:
 
 
 _NOT_JSON = object()
+
+
+def _samples(exchange: Exchange) -> dict[str, str]:
+    """Raw values UPS issued in this exchange: a code in a redirect, tokens in a
+    successful token or refresh answer."""
+    out: dict[str, str] = {}
+    location = exchange.response.header("location") or ""
+    for part in (urlsplit(location).query, urlsplit(location).fragment):
+        for name, value in parse_qsl(part, keep_blank_values=True):
+            if name == "code" and value:
+                out.setdefault("code", value)
+    if exchange.kind in ("token", "refresh") and exchange.response.status == 200:
+        body = _json(exchange.response.body)
+        if isinstance(body, dict):
+            for name in ("access_token", "refresh_token"):
+                if isinstance(body.get(name), str) and body[name]:
+                    out[name] = body[name]
+    return out
 
 
 def _json(raw: bytes) -> Any:
