@@ -28,7 +28,7 @@ except ImportError:  # loaded with `mitmdump -s` from a checkout that is not ins
 
 from upsproxy import mitm
 from upsproxy.config import load_config
-from upsproxy.errors import LeakError
+from upsproxy.errors import CassetteError, LeakError
 from upsproxy.messages import Request, printable
 from upsproxy.recorder import (
     UPSTREAMS,
@@ -61,7 +61,10 @@ def build_recorder(cassette: str, upstream: str, mode: str, config: str) -> Reco
     rules = load_config(config).redact if config else RedactRules()
     recorder = Recorder(cassette or default_cassette(), mode=mode,
                         upstream=resolve_upstream(upstream), rules=rules)
-    recorder.open()
+    try:
+        recorder.open()
+    except OSError as exc:
+        raise CassetteError(str(recorder.path), f"cannot write: {exc.strerror}") from None
     return recorder
 
 

@@ -167,3 +167,18 @@ def test_the_record_addon_under_stock_mitmdump(fake, tmp_path):
     interaction = load_cassette(path).interactions[0]
     assert interaction.kind == "refresh" and interaction.name == "invalid_client"
     assert "wrong-secret-value" not in path.read_text()
+
+
+def test_an_unwritable_cassette_is_a_clear_message(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    out = run("record", "--cassette", str(tmp_path / "file" / "c.yaml"),
+              "--confdir", str(tmp_path))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"{tmp_path / 'file' / 'c.yaml'}: cannot write:" in out.stderr
+
+
+@pytest.mark.parametrize("command", [["record"], ["cassette"], ["cassette", "check"],
+                                     ["cassette", "show"], ["cassette", "import"]])
+def test_help_texts(command):
+    out = run(*command, "--help")
+    assert out.returncode == 0 and "Usage: upsproxy " + " ".join(command) in out.stdout
