@@ -30,16 +30,10 @@ from upsproxy import mitm
 from upsproxy.config import load_config
 from upsproxy.errors import CassetteError, LeakError
 from upsproxy.messages import Request, printable
-from upsproxy.recorder import (
-    UPSTREAMS,
-    Exchange,
-    Recorder,
-    default_cassette,
-    recorded_host,
-    resolve_upstream,
-)
+from upsproxy.recorder import Exchange, Recorder, default_cassette
 from upsproxy.redact_rules import RedactRules
 from upsproxy.routes import UPS_HOSTS, endpoint_of
+from upsproxy.upstream import UPSTREAMS, recorded_host, resolve_upstream
 
 log = logging.getLogger("upsproxy.record")
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE = ["cassette", "clock", "config", "control", "demo", "envelopes", "errors", "forms",
         "login_page", "messages", "oauth", "pkce", "profile", "protected", "routes", "sandbox",
         "shapes", "store", "trust", "yamlfile", "redact", "redact_rules", "shape_infer", "leak",
-        "cassette_io", "recorder"]
+        "cassette_io", "recorder", "upstream", "har", "cassette_check"]
 
 
 def test_the_core_never_imports_mitmproxy():

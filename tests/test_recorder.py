@@ -9,14 +9,8 @@ from upsproxy.cassette import load_cassette
 from upsproxy.errors import CassetteError, LeakError
 from upsproxy.messages import Request, Response
 from upsproxy.profile import profile_from_cassette
-from upsproxy.recorder import (
-    Exchange,
-    Recorder,
-    default_cassette,
-    error_name,
-    recorded_host,
-    resolve_upstream,
-)
+from upsproxy.recorder import Exchange, Recorder, default_cassette, error_name
+from upsproxy.upstream import recorded_host, resolve_upstream
 
 JSON = (("Content-Type", "application/json"),)
 

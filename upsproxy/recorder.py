@@ -43,8 +43,7 @@ from upsproxy.redact_rules import RedactRules
 from upsproxy.shape_infer import infer_shape
 from upsproxy.yamlfile import parse_text, read_text
 
-__all__ = ["MODES", "UPSTREAMS", "Exchange", "Recorder", "default_cassette", "error_name",
-           "recorded_host", "resolve_upstream"]
+__all__ = ["MODES", "Exchange", "Recorder", "default_cassette", "error_name"]
 
 log = logging.getLogger(__name__)
 
@@ -302,33 +301,6 @@ def record_all(recorder: Recorder, exchanges: Iterable[Exchange]) -> int:
         recorder.record(exchange)
         count += 1
     return count
-
-
-UPSTREAMS = {"cie": "https://wwwcie.ups.com", "prod": "https://onlinetools.ups.com"}
-
-
-def resolve_upstream(value: str) -> str:
-    """``cie``, ``prod`` or an ``https://host[:port]`` URL -> the upstream URL;
-    ValueError otherwise (UPS is HTTPS only, and a path would be silently dropped)."""
-    text = value.strip()
-    if text.lower() in UPSTREAMS:
-        return UPSTREAMS[text.lower()]
-    parts = urlsplit(text)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ValueError(f"upstream {value!r} is not cie, prod or an https:// URL")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"upstream {value!r}: give scheme, host and port only, no path")
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise ValueError(f"upstream {value!r}: bad port") from None
-    return f"https://{parts.netloc}"
-
-
-def recorded_host(upstream: str) -> str:
-    """The UPS host a reverse-listener exchange is recorded under: the app meant UPS,
-    whatever stood in for it."""
-    return "onlinetools.ups.com" if upstream == UPSTREAMS["prod"] else "wwwcie.ups.com"
 
 
 def default_cassette(now: float | None = None) -> Path:
