@@ -35,6 +35,8 @@ def test_headers_are_case_insensitive_and_basic_is_decoded():
     assert red.secrets()["MYCLIENT"] == "client_id"
     assert red.secrets()["my secret"] == "client_secret"
     assert red.header("authorization", "Bearer tok123456") == "Bearer <<access_token:1>>"
+    assert red.header("accountnumber", "A1B2C3") == "<<personal:1>>"
+    assert red.header("content-type", "application/json") == "application/json"
 
 
 def test_json_oauth_members_and_personal_fields():

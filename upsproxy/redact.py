@@ -140,6 +140,8 @@ class Redactor:
             return self.url(value)
         if name in _TXN_HEADERS and value:
             return self.placeholder("txn", value)
+        if value and self.rules.personal_field(name):  # e.g. an AccountNumber header
+            return self.placeholder("personal", value)
         return value
 
     def _authorization(self, value: str) -> str:
