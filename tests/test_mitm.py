@@ -34,3 +34,41 @@ def test_a_head_answer_has_the_length_but_no_body():
     flow.request.method = "HEAD"
     mitm.apply_response(flow, Response(400, (), b"0123456789"))
     assert flow.response.raw_content == b"" and flow.response.headers["content-length"] == "10"
+
+
+def test_record_sends_api_hosts_upstream_and_keeps_the_login_host_for_cie():
+    flow = tflow.tflow()
+    flow.request.url = "https://onlinetools.ups.com/security/v1/oauth/token"
+    flow.request.headers["Host"] = "onlinetools.ups.com"
+    mitm.send_upstream(flow, "https://127.0.0.1:8443", login_too=True)
+    assert flow.request.url == "https://127.0.0.1:8443/security/v1/oauth/token"
+    assert flow.request.host_header == "127.0.0.1:8443"
+    login = tflow.tflow()
+    login.request.url = "https://www.ups.com/lasso/signin"
+    mitm.send_upstream(login, "https://wwwcie.ups.com", login_too=False)
+    assert login.request.url == "https://www.ups.com/lasso/signin"
+    other = tflow.tflow()
+    other.request.url = "https://example.org/x"
+    mitm.send_upstream(other, "https://127.0.0.1:8443", login_too=True)
+    assert other.request.host == "example.org"
+
+
+def test_to_response_decodes_the_body():
+    flow = tflow.tflow(resp=True)
+    flow.response.headers["content-encoding"] = "gzip"
+    flow.response.content = b'{"a":1}'  # the setter encodes it with gzip
+    assert flow.response.raw_content != b'{"a":1}'
+    assert mitm.to_response(flow).body == b'{"a":1}'
+
+
+def test_record_settings_intercept_the_upstream_host_too():
+    import re
+
+    settings = mitm.record_settings(mitm.Path("/tmp/x"), ("127.0.0.1", 0), None,  # noqa: S108
+                                    "https://fake.test:8443", mitm.Path("ca.pem"))
+    hosts = settings.options["allow_hosts"]
+    assert any(re.match(p, "fake.test:8443") for p in hosts)
+    assert any(re.match(p, "wwwcie.ups.com:443") for p in hosts)
+    assert not any(re.match(p, "example.org:443") for p in hosts)
+    assert settings.options["ssl_verify_upstream_trusted_ca"] == "ca.pem"
+    assert settings.options["connection_strategy"] == "lazy"

@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def _address(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
 def _address_option(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
     return _address(value)
 
-confdir_option = click.option(
+# Annotated: cli_record imports it while this module is still loading (mypy needs the type).
+confdir_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     "--confdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_CONFDIR,
     envvar="UPSPROXY_CONFDIR", show_default=True,
     help="Where upsproxy keeps its CA and JWT signing key (never mitmproxy's own "
@@ -329,8 +331,12 @@ def demo(proxy: str | None, confdir: Path, base_url: str | None, ups_url: str, c
     click.echo("OK: the sandbox behaved as UPS does.")
 
 
-from upsproxy.cli_ctl import ctl  # noqa: E402 - attached here so branches merge cleanly
+from upsproxy.cli_cassette import cassette  # noqa: E402 - attached after the helpers above
+from upsproxy.cli_ctl import ctl  # noqa: E402
+from upsproxy.cli_record import record  # noqa: E402
 
+main.add_command(record)
+main.add_command(cassette)
 main.add_command(ctl)
 
 if __name__ == "__main__":  # pragma: no cover

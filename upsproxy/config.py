@@ -7,6 +7,8 @@
         name: Test App           # the appname/displayname headers on authorize
     errors:                      # optional; change a sandbox-chosen answer
       invalid_code: {status: 400, code: "10400", message: Invalid Authorization Code}
+    redact:                      # optional; `upsproxy record`'s personal-data rules
+      fields: [customerReference]     # see upsproxy.redact_rules
 
 With apps configured, an unknown client gets UPS's ``10401 ClientId is
 Invalid`` and an unregistered redirect_uri ``10400 Invalid Redirect URL``.
@@ -21,6 +23,7 @@ from urllib.parse import urlsplit
 
 from upsproxy.envelopes import CATALOGUE
 from upsproxy.errors import ConfigError
+from upsproxy.redact_rules import RedactRules, parse_rules
 from upsproxy.yamlfile import Invalid, locate, parse_text, read_text
 
 __all__ = ["App", "SandboxConfig", "load_config"]
@@ -43,6 +46,8 @@ class SandboxConfig:
     """None: open sandbox (any client accepted and bound to its codes)."""
     error_overrides: dict[str, dict[str, int | str]] = field(default_factory=dict)
     """Changed fields of catalogue entries, by name; applied after the cassette's."""
+    redact: RedactRules = field(default_factory=RedactRules)
+    """What `upsproxy record` treats as personal, beyond OAuth secrets."""
 
 
 def load_config(path: str | Path) -> SandboxConfig:
@@ -58,11 +63,11 @@ def _build(data: Any) -> SandboxConfig:
     if data is None:
         return SandboxConfig()
     if not isinstance(data, dict):
-        raise Invalid((), "a config file is a mapping with 'apps' and/or 'errors'")
-    unknown = set(data) - {"apps", "errors"}
+        raise Invalid((), "a config file is a mapping with 'apps', 'errors' and/or 'redact'")
+    unknown = set(data) - {"apps", "errors", "redact"}
     if unknown:
         key = sorted(map(str, unknown))[0]
-        raise Invalid((key,), f"unknown key {key!r}; known: apps, errors")
+        raise Invalid((key,), f"unknown key {key!r}; known: apps, errors, redact")
     apps = None
     if "apps" in data:
         raw_apps = data["apps"]
@@ -83,7 +88,7 @@ def _build(data: Any) -> SandboxConfig:
             raise Invalid(("errors", name), f"unknown error name {name!r}; known: "
                           f"{', '.join(sorted(CATALOGUE))}")
         overrides[name] = _error(raw, ("errors", name))
-    return SandboxConfig(apps, overrides)
+    return SandboxConfig(apps, overrides, parse_rules(data.get("redact")))
 
 
 def _app(raw: Any, where: tuple[str | int, ...]) -> App:

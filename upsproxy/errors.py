@@ -5,7 +5,8 @@
      │    ├── CassetteError
      │    ├── ConfigError
      │    ├── StateFileError   a --state file that is not SQLite, damaged, or foreign
-     │    └── FaultRuleError   a fault rule file or --fault shorthand that cannot be used
+     │    ├── FaultRuleError   a fault rule file or --fault shorthand that cannot be used
+     │    └── LeakError        a cassette write would have put a secret on disk
      └── StartupError         the proxy could not start (port in use, ...)
 
 Messages name the file, the line, the field and what to do; they never quote a
@@ -15,8 +16,8 @@ answers, built by ``upsproxy.envelopes``.
 
 from __future__ import annotations
 
-__all__ = ["CassetteError", "ConfigError", "FaultRuleError", "FileProblem", "StartupError",
-           "StateFileError", "UpsproxyError"]
+__all__ = ["CassetteError", "ConfigError", "FaultRuleError", "FileProblem", "LeakError",
+           "StartupError", "StateFileError", "UpsproxyError"]
 
 
 class UpsproxyError(Exception):
@@ -44,6 +45,19 @@ class ConfigError(FileProblem):
 
 class FaultRuleError(FileProblem):
     """A fault rule file (or ``--fault`` shorthand) cannot be used."""
+
+
+class LeakError(FileProblem):
+    """The leak guard found a secret in a cassette about to be written; nothing was
+    written. Names the secret's kind, its encoding and where it was, never its value."""
+
+    def __init__(self, path: str, kind: str, encoding: str, where: str,
+                 line: int | None = None) -> None:
+        self.kind = kind
+        self.encoding = encoding
+        self.where = where
+        super().__init__(path, f"leak guard: a {kind} value ({encoding}) would be written at "
+                         f"{where}; nothing was written", line)
 
 
 class StartupError(UpsproxyError):

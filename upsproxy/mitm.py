@@ -14,15 +14,17 @@ import asyncio
 import contextlib
 import copy
 import logging
+import re
 import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from mitmproxy import certs, ctx, exceptions, http
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
@@ -34,6 +36,7 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 
 from upsproxy.errors import StartupError
 from upsproxy.messages import Request, Response
+from upsproxy.routes import API_HOSTS, LOGIN_HOSTS
 
 if TYPE_CHECKING:
     from upsproxy.faults import FaultDecision
@@ -47,10 +50,15 @@ __all__ = [
     "apply_fault",
     "apply_response",
     "ensure_ca",
+    "read_flows",
+    "record_settings",
     "release_held_flows",
+    "send_upstream",
     "start_proxy",
     "stop_proxy",
     "to_request",
+    "to_response",
+    "upstream_allow_hosts",
 ]
 
 log = logging.getLogger(__name__)
@@ -467,3 +475,71 @@ class BackgroundProxy:
             self._loop.call_soon_threadsafe(self._stopped.set)
         self._thread.join(timeout)
 
+
+
+# -- recording ---------------------------------------------------------------------------------
+
+
+def to_response(flow: http.HTTPFlow) -> Response:
+    """The core's view of UPS's answer, body decoded (gzip/br/deflate): a cassette
+    holds readable bodies. An encoding mitmproxy cannot decode keeps the raw bytes."""
+    resp = flow.response
+    assert resp is not None
+    try:
+        body = resp.get_content(strict=True) or b""
+    except ValueError:
+        body = resp.raw_content or b""
+    return Response(resp.status_code, tuple(resp.headers.items(multi=True)), body)
+
+
+def upstream_allow_hosts(upstream: str) -> list[str]:
+    """allow_hosts for record: the UPS hosts plus the upstream's own host, else the
+    reverse listener's TLS connection to a non-UPS upstream would be tunnelled raw."""
+    parts = urlsplit(upstream)
+    host = (parts.hostname or "").lower()
+    return [*UPS_ALLOW_HOSTS, rf"^{re.escape(host)}\.?(?::[0-9]+)?$"]
+
+
+def record_settings(confdir: Path, listen: tuple[str, int] | None,
+                    reverse_listen: tuple[str, int] | None, upstream: str,
+                    upstream_ca: Path | None = None) -> ProxySettings:
+    """Listeners for record: lazy connections (the request hook picks the upstream
+    before any dial), TLS interception for UPS hosts only, upstream certificates
+    verified against the system store or ``upstream_ca``."""
+    options: dict[str, Any] = {"connection_strategy": "lazy",
+                               "allow_hosts": upstream_allow_hosts(upstream)}
+    if upstream_ca is not None:
+        options["ssl_verify_upstream_trusted_ca"] = str(upstream_ca)
+    return ProxySettings(confdir=confdir, listen=listen, reverse_listen=reverse_listen,
+                         reverse_target=upstream, options=options)
+
+
+def send_upstream(flow: http.HTTPFlow, upstream: str, *, login_too: bool) -> None:
+    """Point a proxied request for a UPS API host (and, with ``login_too``, for the
+    login host) at ``upstream``, as mitmproxy's mapremote would: scheme, host and
+    port change, the Host header follows. The reverse listener already targets it."""
+    if reverse_origin(flow) is not None:
+        return
+    host = target_host(flow)
+    if host not in API_HOSTS and not (login_too and host in LOGIN_HOSTS):
+        return
+    parts = urlsplit(upstream)
+    if parts.hostname is None:
+        return
+    flow.request.scheme = parts.scheme
+    flow.request.host = parts.hostname
+    flow.request.port = parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def read_flows(path: Path) -> Iterator[tuple[Request, Response]]:
+    """The HTTP exchanges with a response in a mitmproxy flow file (``-w`` output);
+    ValueError when the file is no flow file."""
+    from mitmproxy import io as mitm_io
+
+    with path.open("rb") as handle:
+        try:
+            for flow in mitm_io.FlowReader(handle).stream():
+                if isinstance(flow, http.HTTPFlow) and flow.response is not None:
+                    yield to_request(flow), to_response(flow)
+        except exceptions.FlowReadException as exc:
+            raise ValueError(str(exc)) from None

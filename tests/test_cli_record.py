@@ -1,0 +1,184 @@
+"""`upsproxy record` as a user runs it, and addons/record.py under stock mitmdump."""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from fake_ups import CLIENT, FakeUps
+from recording import App, NoRedirects, RecordProc, leaks
+from test_cli import UPSPROXY, run
+
+from upsproxy.cassette import load_cassette
+
+ROOT = Path(__file__).resolve().parent.parent
+MITMDUMP = Path(sys.executable).parent / "mitmdump"
+
+
+@pytest.fixture
+def fake(tmp_path):
+    server = FakeUps().start(tmp_path / "fake-ca.pem")
+    yield server
+    server.stop()
+
+
+def app_for(recorder: RecordProc) -> App:
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies = {"https": recorder.proxy_url}
+    session.verify = str(recorder.ca)
+    return App(NoRedirects(session))
+
+
+def test_banner_and_clean_stop(fake, tmp_path):
+    recorder = RecordProc(tmp_path / "c.yaml", upstream=fake.url, upstream_ca=fake.ca_path,
+                          confdir=tmp_path / "conf")
+    assert f"record: forwarding UPS traffic to {fake.url}" in recorder.banner
+    assert f"cassette  {tmp_path / 'c.yaml'}   (mode new" in recorder.banner
+    assert "HTTPS_PROXY=" + recorder.proxy_url in recorder.banner
+    recorder.proc.send_signal(signal.SIGINT)
+    rest = recorder.proc.communicate(timeout=15)[1]
+    assert recorder.proc.returncode == 0 and "Traceback" not in rest
+    assert f"upsproxy stopped: 0 interactions recorded in {tmp_path / 'c.yaml'}." in rest
+    assert load_cassette(tmp_path / "c.yaml").interactions == []
+
+
+def test_new_refuses_an_existing_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("version: 1\ninteractions: []\n")
+    out = run("record", "--cassette", str(tmp_path / "c.yaml"), "--confdir", str(tmp_path))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"{tmp_path / 'c.yaml'}: already exists" in out.stderr
+    assert "--mode append" in out.stderr
+
+
+def test_append_refuses_a_broken_cassette(tmp_path):
+    (tmp_path / "c.yaml").write_text("version: 1\ninteractions:\n  - kind: nope\n")
+    out = run("record", "--cassette", str(tmp_path / "c.yaml"), "--mode", "append",
+              "--confdir", str(tmp_path))
+    assert out.returncode == 1 and f"{tmp_path / 'c.yaml'}:3:" in out.stderr
+
+
+@pytest.mark.parametrize("upstream", ["http://wwwcie.ups.com", "https://x.test/path", "moon"])
+def test_bad_upstream_is_a_usage_error(tmp_path, upstream):
+    out = run("record", "--upstream", upstream, "--cassette", str(tmp_path / "c.yaml"))
+    assert out.returncode == 2 and "--upstream" in out.stderr
+    assert not (tmp_path / "c.yaml").exists()
+
+
+def test_default_cassette_path_is_under_cassettes(fake, tmp_path):
+    proc = subprocess.Popen(
+        [*UPSPROXY, "record", "--upstream", fake.url, "--upstream-ca", str(fake.ca_path),
+         "--listen", "127.0.0.1:0", "--reverse-listen", "127.0.0.1:0",
+         "--confdir", str(tmp_path / "conf")],
+        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    banner = ""
+    while "Ctrl-C" not in banner:
+        line = proc.stderr.readline()
+        assert line, banner
+        banner += line
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=15)
+    assert re.search(r"cassette  cassettes/recorded-\d{8}-\d{6}\.yaml", banner), banner
+    assert len(list((tmp_path / "cassettes").glob("recorded-*.yaml"))) == 1
+
+
+def test_append_continues_numbering_and_keeps_the_old_interactions(fake, tmp_path):
+    path = tmp_path / "c.yaml"
+    first = RecordProc(path, upstream=fake.url, upstream_ca=fake.ca_path,
+                       confdir=tmp_path / "conf")
+    app = app_for(first)
+    app.token_basic(app.code(state="first-state-0001"))
+    assert first.stop()[0] == 0
+    before = path.read_text()
+    second = RecordProc(path, upstream=fake.url, upstream_ca=fake.ca_path,
+                        confdir=tmp_path / "conf", extra=("--mode", "append"))
+    app2 = app_for(second)
+    app2.token_basic(app2.code(state="second-state-0002"))
+    code, log = second.stop()
+    assert code == 0 and "interactions recorded" in log
+    after = path.read_text()
+    old_items = before.split("interactions:\n", 1)[1]
+    assert after.split("interactions:\n", 1)[1].startswith(old_items)
+    assert "<<code:1>>" in old_items and "<<code:2>>" not in old_items
+    assert "<<code:2>>" in after and "<<state:2>>" in after
+    assert leaks(after, fake.secrets | app.seen | app2.seen) == []
+    assert "updated_at" in load_cassette(path).meta
+
+
+def test_config_redact_rules_extend_and_relax_the_defaults(fake, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("redact:\n  fields: [location]\n  keep: [receivedBy]\n"
+                      "  paths: ['trackResponse.shipment[*].package[*].packageCount']\n"
+                      "  patterns: ['SPRING\\w+']\n")
+    recorder = RecordProc(tmp_path / "c.yaml", upstream=fake.url, upstream_ca=fake.ca_path,
+                          confdir=tmp_path / "conf", extra=("--config", str(config)))
+    app = app_for(recorder)
+    access = app.token_basic(app.code(state="configured-state")).json()["access_token"]
+    assert app.track(access).status_code == 200
+    assert recorder.stop()[0] == 0
+    package = load_cassette(tmp_path / "c.yaml").interactions[-1].response.json()[
+        "trackResponse"]["shipment"][0]["package"][0]
+    assert package["deliveryInformation"]["receivedBy"] == "JANE Q ROE"  # relaxed
+    assert re.fullmatch(r"<<personal:\d+>>", package["deliveryInformation"]["location"])
+    assert re.fullmatch(r"<<personal:\d+>>", package["packageCount"])  # by path
+    assert re.fullmatch(r"<<personal:\d+>>", package["packageAddress"][0]["address"]["city"])
+
+
+def test_a_bad_redact_rule_names_file_and_line(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("redact:\n  patterns: ['(']\n")
+    out = run("record", "--config", str(config), "--cassette", str(tmp_path / "c.yaml"))
+    assert out.returncode == 1 and f"{config}:2: redact.patterns:" in out.stderr
+
+
+@pytest.mark.skipif(not MITMDUMP.exists(), reason="mitmdump is not installed")
+def test_the_record_addon_under_stock_mitmdump(fake, tmp_path):
+    path = tmp_path / "dump.yaml"
+    proc = subprocess.Popen(
+        [str(MITMDUMP), "-s", str(ROOT / "addons" / "record.py"),
+         "--set", f"confdir={tmp_path / 'conf'}", "--set", "connection_strategy=lazy",
+         "--set", f"upsproxy_cassette={path}", "--set", f"upsproxy_upstream={fake.url}",
+         "--set", f"ssl_verify_upstream_trusted_ca={fake.ca_path}", "--set", "flow_detail=0",
+         "--mode", f"reverse:{fake.url}@127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    output, deadline = "", time.monotonic() + 30
+    try:
+        while (match := re.search(r"listening at 127\.0\.0\.1:(\d+)", output)) is None:
+            output += lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        base = f"http://127.0.0.1:{match.group(1)}"
+        resp = requests.post(f"{base}/security/v1/oauth/refresh", timeout=10,
+                             data={"grant_type": "refresh_token", "refresh_token": "x" * 40},
+                             auth=(CLIENT, "wrong-secret-value"))
+        assert resp.status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        proc.stdout.close()
+    interaction = load_cassette(path).interactions[0]
+    assert interaction.kind == "refresh" and interaction.name == "invalid_client"
+    assert "wrong-secret-value" not in path.read_text()
+
+
+def test_an_unwritable_cassette_is_a_clear_message(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    out = run("record", "--cassette", str(tmp_path / "file" / "c.yaml"),
+              "--confdir", str(tmp_path))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"{tmp_path / 'file' / 'c.yaml'}: cannot write:" in out.stderr
+
+
+@pytest.mark.parametrize("command", [["record"], ["cassette"], ["cassette", "check"],
+                                     ["cassette", "show"], ["cassette", "import"]])
+def test_help_texts(command):
+    out = run(*command, "--help")
+    assert out.returncode == 0 and "Usage: upsproxy " + " ".join(command) in out.stdout
