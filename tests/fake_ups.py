@@ -63,6 +63,8 @@ class FakeUps:
         self.refresh: dict[str, str] = {}
         self.access: set[str] = set()
         self.logins: dict[str, dict[str, str]] = {}
+        self.hits: list[str] = []
+        """Paths asked for, in order: what reached "UPS"."""
         self.lock = threading.Lock()
         cert = self.ca.issue_cert("127.0.0.1")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -170,6 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
         return client, secret
 
     def do_GET(self) -> None:
+        self.ups.hits.append(urlsplit(self.path).path)
         parts = urlsplit(self.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if parts.path == "/security/v1/oauth/authorize":
@@ -203,6 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
+        self.ups.hits.append(path)
         form = self._form()
         if path == "/lasso/signin":
             cookie = self.headers.get("Cookie") or ""

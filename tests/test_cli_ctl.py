@@ -88,3 +88,24 @@ def test_durations_and_times():
 def test_help_texts(command):
     out = run("ctl", command, "--help")
     assert out.returncode == 0 and f"Usage: upsproxy ctl {command}" in out.stdout
+
+
+def test_faults_add_list_fire_and_clear(server, tmp_path):
+    rules = tmp_path / "faults.yaml"
+    rules.write_text("- name: slow-api\n  endpoint: api\n  delay_ms: 10\n")
+    out = ctl(server, "faults", "add", "token:rate_limited:times=1",
+              '{"name": "teapot", "endpoint": "refresh", "status": 418}', "--file", str(rules))
+    assert out.returncode == 0, out.stderr
+    assert [r["name"] for r in json.loads(out.stdout)["rules"]] == ["slow-api", "rule2", "teapot"]
+    ups = UpsClient(server.base_url, requests.Session())
+    assert ups.token("not-a-code", basic=(CLIENT, SECRET)).status_code == 429
+    assert ups.refresh("not-a-token").status_code == 418
+    listed = {r["name"]: r["fired"] for r in json.loads(ctl(server, "faults").stdout)["rules"]}
+    assert listed == {"slow-api": 0, "rule2": 1, "teapot": 1}
+    assert json.loads(ctl(server, "faults", "clear", "--name", "teapot").stdout)["removed"] == 1
+    assert ups.refresh("not-a-token").status_code == 400
+    bad = ctl(server, "faults", "add", "token:no_such_preset")
+    assert bad.returncode == 1 and "no_such_preset" in bad.stderr
+    assert ctl(server, "faults", "add").returncode == 2
+    assert json.loads(ctl(server, "faults", "clear").stdout)["removed"] == 2
+    assert json.loads(ctl(server, "faults", "list").stdout)["rules"] == []

@@ -147,6 +147,7 @@ def test_the_record_addon_under_stock_mitmdump(fake, tmp_path):
          "--set", f"confdir={tmp_path / 'conf'}", "--set", "connection_strategy=lazy",
          "--set", f"upsproxy_cassette={path}", "--set", f"upsproxy_upstream={fake.url}",
          "--set", f"ssl_verify_upstream_trusted_ca={fake.ca_path}", "--set", "flow_detail=0",
+         "--set", "upsproxy_fault=api:blocked_merchant",
          "--mode", f"reverse:{fake.url}@127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
@@ -160,6 +161,8 @@ def test_the_record_addon_under_stock_mitmdump(fake, tmp_path):
                              data={"grant_type": "refresh_token", "refresh_token": "x" * 40},
                              auth=(CLIENT, "wrong-secret-value"))
         assert resp.status_code == 401
+        blocked = requests.get(f"{base}/api/track/v1/details/1Z", timeout=10)  # the fault option
+        assert blocked.status_code == 403 and "/api/track/v1/details/1Z" not in fake.hits
     finally:
         proc.terminate()
         proc.wait(timeout=15)

@@ -62,6 +62,23 @@ confdir_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.optio
          "~/.mitmproxy).")
 
 
+faults_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
+    "--faults", "fault_files", multiple=True, metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML fault rules (UPS errors, delays, resets, timeouts); repeatable.")
+fault_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
+    "--fault", "fault_specs", multiple=True, metavar="ENDPOINT:WHAT[:KEY=VALUE,...]",
+    help="One fault rule in short form, e.g. token:rate_limited or "
+         "refresh:invalid_refresh_token:after=1,times=1; repeatable.")
+
+
+def faults_banner(rules: list[dict[str, Any]], reverse_url: str | None) -> None:
+    """The banner line that says which fault rules are loaded, if any."""
+    if rules:
+        click.echo(f"  faults    {len(rules)} rule(s): {', '.join(r['name'] for r in rules)}   "
+                   f"(control API {reverse_url}/_upsproxy/faults)", err=True)
+
+
 def _setup_logging(verbose: bool) -> None:
     faulthandler.enable()  # a crash in a native extension still leaves a trace
     # Records need none of these, and gathering them (a stack walk for the
@@ -104,12 +121,8 @@ def main() -> None:
 @click.option("--auto-approve", is_flag=True,
               help="Skip the login page: authorize redirects straight to the callback "
                    "with a code (for headless clients).")
-@click.option("--faults", "fault_files", multiple=True, metavar="FILE",
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML fault rules (UPS errors, delays, resets, timeouts); repeatable.")
-@click.option("--fault", "fault_specs", multiple=True, metavar="ENDPOINT:WHAT[:KEY=VALUE,...]",
-              help="One fault rule in short form, e.g. token:rate_limited or "
-                   "refresh:invalid_refresh_token:after=1,times=1; repeatable.")
+@faults_option
+@fault_option
 @click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
               help="Keep codes, tokens and the clock in this SQLite file, so a restarted "
                    "sandbox honours what apps saved (default: in memory).")
@@ -226,9 +239,7 @@ async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: t
                err=True)
     click.echo(f"  base URL  {running.reverse_url}   (use instead of https://wwwcie.ups.com)",
                err=True)
-    if rules := sandbox.faults.rules():
-        click.echo(f"  faults    {len(rules)} rule(s): {', '.join(r['name'] for r in rules)}   "
-                   f"(control API {running.reverse_url}/_upsproxy/faults)", err=True)
+    faults_banner(sandbox.faults.rules(), running.reverse_url)
     click.echo("  env       " + "\n            ".join(
         env_lines(running.proxy_url or "", running.ca_cert, bundle)), err=True)
     demo_hint = (" (register client UPSPROXYDEMO, or pass --client-id/--client-secret/"

@@ -6,6 +6,7 @@
     upsproxy ctl reset                       forget all state; clock back to real time
     upsproxy ctl exchanges [--limit N]       what the sandbox answered lately
     upsproxy ctl jwks                        the key minted JWTs are signed with
+    upsproxy ctl faults [list | add RULE... [--file F] | clear [--name N]]
 
 Plain HTTP to the reverse listener (``--url``, env ``UPSPROXY_URL``), with the
 standard library only, so ``ctl`` needs nothing beyond upsproxy's own
@@ -104,7 +105,7 @@ def _show(payload: object) -> None:
               help="The sandbox's reverse listener (the `base URL` `upsproxy replay` printed).")
 @click.pass_context
 def ctl(ctx: click.Context, url: str) -> None:
-    """Control a running sandbox: state, clock, codes, reset, exchanges.
+    """Control a running sandbox: state, clock, codes, reset, exchanges, faults.
 
     Talks to the control API under /_upsproxy/ on the reverse listener, which
     answers loopback clients only.
@@ -218,3 +219,61 @@ def exchanges(target: Target, limit: int, as_json: bool) -> None:
 def jwks(target: Target) -> None:
     """The JWK Set of the key minted access tokens are signed with."""
     _show(target.call("GET", "jwks"))
+
+
+@ctl.command()
+@click.argument("action", required=False, default="list",
+                type=click.Choice(["list", "add", "clear"]))
+@click.argument("rules", nargs=-1)
+@click.option("--file", "rule_file", type=click.Path(dir_okay=False, exists=True),
+              help="With add: a YAML rule file (a list of rules), as for --faults.")
+@click.option("--name", help="With clear: remove only the rule of this name.")
+@click.pass_obj
+def faults(target: Target, action: str, rules: tuple[str, ...], rule_file: str | None,
+           name: str | None) -> None:
+    """List fault rules with their counts, add rules, or clear them.
+
+    add takes shorthands (token:rate_limited, refresh:reset:after=1) or rules as
+    JSON objects ('{"endpoint": "api", "delay_ms": 2000}'), and --file. All the
+    rules of one call are added, or none. Works against replay and record.
+    """
+    if action == "list":
+        if rules or rule_file or name:
+            raise click.UsageError("list takes no rules, --file or --name")
+        _show(target.call("GET", "faults"))
+    elif action == "clear":
+        if rules or rule_file:
+            raise click.UsageError("clear takes no rules or --file (use --name for one)")
+        _show(target.call("DELETE", "faults", query={"name": name} if name else None))
+    else:
+        if name:
+            raise click.UsageError("--name goes with clear; name a rule inside it instead")
+        batch: list[object] = []
+        if rule_file:
+            batch.extend(_rule_file(rule_file))
+        for text in rules:
+            if text.lstrip().startswith("{"):
+                try:
+                    batch.append(json.loads(text))
+                except ValueError:
+                    raise click.BadParameter(f"{text[:60]!r} is not a JSON object",
+                                             param_hint="RULES") from None
+            else:
+                batch.append(text)
+        if not batch:
+            raise click.UsageError("add needs rules (shorthands or JSON objects) or --file")
+        _show(target.call("POST", "faults", batch))
+
+
+def _rule_file(path: str) -> list[object]:
+    """The rules of a YAML file, with the file and line of a YAML error."""
+    from upsproxy.errors import FaultRuleError
+    from upsproxy.yamlfile import parse_text, read_text
+
+    try:
+        data = parse_text(read_text(path, FaultRuleError), path, FaultRuleError)
+    except FaultRuleError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not isinstance(data, list):
+        raise click.ClickException(f"{path}: a fault rule file is a list of rules")
+    return data

@@ -10,7 +10,15 @@ from typing import Any
 import click
 
 from upsproxy import __version__
-from upsproxy.cli import _address_option, _exit_now, _setup_logging, confdir_option
+from upsproxy.cli import (
+    _address_option,
+    _exit_now,
+    _setup_logging,
+    confdir_option,
+    fault_option,
+    faults_banner,
+    faults_option,
+)
 from upsproxy.errors import StartupError, UpsproxyError
 from upsproxy.recorder import MODES
 
@@ -39,10 +47,13 @@ __all__ = ["record"]
                    "keep their meaning); overwrite: replace it.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML config; its redact: section adds or relaxes personal-data rules.")
+@faults_option
+@fault_option
 @click.option("-v", "--verbose", is_flag=True, help="Also show mitmproxy's own log.")
 def record(cassette: Path | None, upstream: str, upstream_ca: Path | None,
            listen: tuple[str, int], reverse_listen: tuple[str, int], confdir: Path,
-           mode: str, config: Path | None, verbose: bool) -> None:
+           mode: str, config: Path | None, fault_files: tuple[Path, ...],
+           fault_specs: tuple[str, ...], verbose: bool) -> None:
     """Forward your app's UPS traffic to UPS and record it, redacted, into a cassette.
 
     Point the app at the proxy (HTTPS_PROXY, trusting upsproxy's CA) or its UPS
@@ -51,20 +62,28 @@ def record(cassette: Path | None, upstream: str, upstream_ca: Path | None,
     tokens, cookies) and personal fields of API bodies become <<kind:N>>
     placeholders; a leak guard refuses any write that would still contain one.
     Every completed exchange is on disk at once. Replay with `upsproxy replay FILE`.
+    Fault rules (--faults, --fault) answer instead of UPS when they fire; such
+    answers are not recorded.
     """
-    from upsproxy.addons.record import build_recorder
+    from upsproxy.addons.record import build_faults, build_recorder
     from upsproxy.recorder import default_cassette
 
     _setup_logging(verbose)
     path = cassette or default_cassette()
+    config_path = str(config) if config else ""
     try:
-        recorder = build_recorder(str(path), upstream, mode, str(config) if config else "")
+        faults = build_faults(config_path, [str(f) for f in fault_files], fault_specs)
+    except UpsproxyError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        recorder = build_recorder(str(path), upstream, mode, config_path)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--upstream") from None
     except UpsproxyError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        asyncio.run(_serve_record(recorder, listen, reverse_listen, confdir, upstream_ca))
+        asyncio.run(_serve_record(recorder, faults, listen, reverse_listen, confdir,
+                                  upstream_ca))
     except StartupError as exc:
         hint = (" Pick other ports, or 0 for free ones: --listen 127.0.0.1:0 "
                 "--reverse-listen 127.0.0.1:0" if "in use" in str(exc) else "")
@@ -76,14 +95,14 @@ def record(cassette: Path | None, upstream: str, upstream_ca: Path | None,
     _exit_now(0)
 
 
-async def _serve_record(recorder: Any, listen: tuple[str, int],
+async def _serve_record(recorder: Any, faults: Any, listen: tuple[str, int],
                         reverse_listen: tuple[str, int], confdir: Path,
                         upstream_ca: Path | None) -> None:
     from upsproxy import mitm
     from upsproxy.addons.record import Record
     from upsproxy.trust import combined_bundle, env_lines
 
-    addon = Record(recorder)
+    addon = Record(recorder, faults)
     settings = mitm.record_settings(confdir, listen, reverse_listen, recorder.upstream,
                                     upstream_ca)
     running = await mitm.start_proxy(settings, [addon])
@@ -103,6 +122,7 @@ async def _serve_record(recorder: Any, listen: tuple[str, int],
                err=True)
     click.echo("  env       " + "\n            ".join(
         env_lines(running.proxy_url or "", running.ca_cert, bundle)), err=True)
+    faults_banner(faults.rules(), running.reverse_url)
     click.echo("  Ctrl-C to stop.", err=True)
     try:
         await stop.wait()

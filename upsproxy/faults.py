@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from upsproxy.fault_sources import load_rule_file, parse_shorthand
 from upsproxy.messages import Request, Response
 from upsproxy.routes import endpoint_of
 
-__all__ = ["FaultDecision", "FaultEngine", "register_control"]
+__all__ = ["FaultDecision", "FaultEngine", "load_sources", "presets_of", "register_control"]
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,27 @@ class FaultEngine:
                     changed = rewrite_state(response, rule.action, live.decision.label)
                     return replace(live.decision, response=changed)
         return None
+
+
+def presets_of(*catalogues: Mapping[str, Any]) -> Presets:
+    """Preset names to (status, code, message): later catalogues win. Each maps a
+    name to anything with ``status``, ``code`` and ``message`` (ErrorSpec,
+    RecordedError)."""
+    out: dict[str, tuple[int, str, str]] = {}
+    for catalogue in catalogues:
+        out.update({name: (e.status, e.code, e.message) for name, e in catalogue.items()})
+    return out
+
+
+def load_sources(engine: FaultEngine, files: Iterable[str | Path],
+                 specs: Iterable[str]) -> FaultEngine:
+    """Rule files in order, then ``--fault`` shorthands; FaultRuleError names the
+    file and line (or the shorthand) of the first bad rule."""
+    for path in files:
+        engine.load_file(path)
+    for spec in specs:
+        engine.add_shorthand(spec)
+    return engine
 
 
 def register_control(control: ControlApi, engine: FaultEngine) -> None:

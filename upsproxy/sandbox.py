@@ -22,7 +22,7 @@ from upsproxy.config import SandboxConfig, load_config
 from upsproxy.control import CONTROL_PREFIX, ControlApi
 from upsproxy.envelopes import error_response, resolve
 from upsproxy.errors import UpsproxyError
-from upsproxy.faults import FaultEngine, register_control
+from upsproxy.faults import FaultEngine, load_sources, presets_of, register_control
 from upsproxy.jwtkeys import JwtSigner, key_bits_for, load_signer
 from upsproxy.messages import Request, Response, printable
 from upsproxy.oauth import AuthServer
@@ -111,9 +111,7 @@ class Sandbox:
         """``/_upsproxy/...`` on the reverse listener; features add their endpoints."""
         control_endpoints.install(self)
         # Presets: every error the cassette names, then the catalogue as resolved.
-        presets = {name: (e.status, e.code, e.message) for name, e in self.profile.errors.items()}
-        presets.update({name: (e.status, e.code, e.message) for name, e in self.errors.items()})
-        self.faults = FaultEngine(presets)
+        self.faults = FaultEngine(presets_of(self.profile.errors, self.errors))
         register_control(self.control, self.faults)
 
     @classmethod
@@ -132,10 +130,7 @@ class Sandbox:
                           lifetimes=lifetimes,
                           keydir=Path(options.keydir) if options.keydir else None,
                           **kwargs)  # type: ignore[arg-type]
-            for path in options.faults:  # FaultRuleError, with the file and line
-                sandbox.faults.load_file(path)
-            for spec in options.fault_specs:
-                sandbox.faults.add_shorthand(spec)
+            load_sources(sandbox.faults, options.faults, options.fault_specs)
         except BaseException as exc:
             store = kwargs.get("store")
             if store is not None:
