@@ -185,3 +185,9 @@ def test_an_unwritable_cassette_is_a_clear_message(tmp_path):
 def test_help_texts(command):
     out = run(*command, "--help")
     assert out.returncode == 0 and "Usage: upsproxy " + " ".join(command) in out.stdout
+
+
+def test_the_cli_offers_exactly_the_recorder_modes():
+    from upsproxy import cli_record, recorder
+
+    assert cli_record.MODES == recorder.MODES

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["cassette", "cassette_cache", "cassette_check", "cassette_io", "cli_ctl", "clock",
-        "config", "control", "control_endpoints", "demo", "envelopes", "errors", "fault_answers",
-        "fault_rules", "fault_sources", "faults", "forms", "har", "jwtkeys", "leak",
-        "login_page", "match", "messages", "oauth", "pkce", "profile", "protected", "recorder",
-        "redact", "redact_rules", "rewrite", "routes", "sandbox", "shape_infer", "shapes",
-        "store", "store_sqlite", "trust", "upstream", "yamlfile"]
+CORE = ["cassette", "cassette_cache", "cassette_check", "cassette_io", "cli_common", "cli_ctl",
+        "clock", "config", "control", "control_endpoints", "demo", "envelopes", "errors",
+        "fault_answers", "fault_rules", "fault_sources", "faults", "forms", "har", "jwtkeys",
+        "leak", "login_page", "match", "messages", "oauth", "pkce", "profile", "protected",
+        "recorder", "redact", "redact_rules", "rewrite", "routes", "sandbox", "shape_infer",
+        "shapes", "store", "store_sqlite", "trust", "upstream", "yamlfile"]
 
 
 def test_the_core_never_imports_mitmproxy():

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from upsproxy import __version__
-from upsproxy.cli import (
+from upsproxy.cli_common import (
     _address_option,
     _exit_now,
     _setup_logging,
@@ -20,9 +20,12 @@ from upsproxy.cli import (
     faults_option,
 )
 from upsproxy.errors import StartupError, UpsproxyError
-from upsproxy.recorder import MODES
 
-__all__ = ["record"]
+__all__ = ["MODES", "record"]
+
+MODES = ("new", "append", "overwrite")
+"""As ``upsproxy.recorder.MODES``; not imported from there, so that `upsproxy
+replay` does not load the whole recorder at start-up (tests keep them equal)."""
 
 
 @click.command()
