@@ -33,7 +33,8 @@ from upsproxy.sandbox import Sandbox, SandboxOptions
 
 exchange_log = logging.getLogger("upsproxy.exchange")
 
-OPTIONS = ("upsproxy_cassette", "upsproxy_config", "upsproxy_auto_approve", "upsproxy_state",
+OPTIONS = ("upsproxy_cassette", "upsproxy_config", "upsproxy_auto_approve",
+           "upsproxy_block_other_hosts", "upsproxy_state",
            "upsproxy_access_ttl", "upsproxy_refresh_ttl", "upsproxy_code_ttl",
            "upsproxy_faults", "upsproxy_fault")
 
@@ -60,6 +61,9 @@ class Replay:
                           "Cassette to replay (default: the bundled ups-cie.yaml).")
         loader.add_option("upsproxy_config", str, "",
                           "Config file: registered apps and error overrides.")
+        loader.add_option("upsproxy_block_other_hosts", bool, False,
+                          "Refuse requests for hosts other than UPS's instead of passing "
+                          "them through.")
         loader.add_option("upsproxy_auto_approve", bool, False,
                           "Skip the login page: authorize redirects straight to the callback.")
         loader.add_option("upsproxy_state", str, "",
@@ -83,6 +87,7 @@ class Replay:
             cassette=opts.upsproxy_cassette or None,
             config=opts.upsproxy_config or None,
             auto_approve=opts.upsproxy_auto_approve,
+            block_other_hosts=opts.upsproxy_block_other_hosts,
             state=opts.upsproxy_state or None,
             access_ttl=_ttl("upsproxy_access_ttl", opts.upsproxy_access_ttl),
             refresh_ttl=_ttl("upsproxy_refresh_ttl", opts.upsproxy_refresh_ttl),
@@ -111,6 +116,8 @@ class Replay:
             return
         origin = mitm.reverse_origin(flow)
         if origin is None and mitm.target_host(flow) not in UPS_HOSTS:
+            if self.sandbox.block_other_hosts:
+                mitm.apply_response(flow, blocked(mitm.target_host(flow)))
             return  # not UPS: pass through untouched
         req = mitm.to_request(flow)
         self.answered += 1
@@ -166,6 +173,19 @@ class Replay:
         if any(name.lower().rstrip(".") in UPS_HOSTS for name in names):
             self.upstream_attempts += 1
             server.error = "upsproxy replay never connects to UPS"
+        elif self.sandbox is not None and self.sandbox.block_other_hosts:
+            server.error = "upsproxy replay --block-other-hosts: not a UPS host"
+            exchange_log.info("CONNECT %s -> refused other_host_blocked",
+                              printable(str(server.address[0]) if server.address else "?"))
+
+
+def blocked(host: str) -> Response:
+    """The answer to a plain-HTTP request for another host under --block-other-hosts."""
+    body = (f"upsproxy replay --block-other-hosts: {host} is not a UPS host; "
+            "this sandbox answers UPS only.\n").encode()
+    exchange_log.info("%s -> 403 other_host_blocked", printable(host))
+    return Response(403, (("Content-Type", "text/plain; charset=utf-8"),), body,
+                    "other_host_blocked")
 
 
 def _log_exchange(req: Request, origin: str | None, status: int | None, rule: str,

@@ -299,3 +299,15 @@ def test_stopping_with_a_request_held_by_a_timeout_fault_does_not_hang(tmp_path)
     worker.join(15)
     assert code == 0 and "upsproxy stopped." in log and "Traceback" not in log
     assert not worker.is_alive() and isinstance(outcome[0], requests.ConnectionError)
+
+
+def test_replay_block_other_hosts_refuses_and_logs(tmp_path):
+    server = Replay("--block-other-hosts", confdir=tmp_path / "conf")
+    try:
+        resp = requests.get("http://127.0.0.1:9/elsewhere", timeout=10,
+                            proxies={"http": server.proxy_url})
+        assert resp.status_code == 403 and "not a UPS host" in resp.text
+        assert run("demo", "--base-url", server.base_url).returncode == 0
+    finally:
+        code, log = server.stop()
+    assert code == 0 and "-> 403 other_host_blocked" in log

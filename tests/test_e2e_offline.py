@@ -114,3 +114,37 @@ def test_spellings_of_a_ups_host_are_answered_offline(upsproxy, ups_unresolvable
                 data += chunk
     assert data.startswith(b"HTTP/1.1 40") and b'"errors"' in data
     assert ups_unresolvable == [] and upsproxy.upstream_attempts == 0
+
+
+@pytest.mark.upsproxy(block_other_hosts=True)
+def test_block_other_hosts_refuses_plain_http(upsproxy, local_server):
+    port = local_server.server_address[1]
+    resp = requests.get(f"http://127.0.0.1:{port}/x", timeout=10,
+                        proxies={"http": upsproxy.proxy_url})
+    assert resp.status_code == 403
+    assert "--block-other-hosts" in resp.text and "hello" not in resp.text
+
+
+@pytest.mark.upsproxy(block_other_hosts=True)
+def test_block_other_hosts_refuses_tunnels(upsproxy, local_server):
+    """The tunnel to a non-UPS host is never connected: our bytes never arrive."""
+    port = local_server.server_address[1]
+    proxy_host, proxy_port = upsproxy.proxy_url.removeprefix("http://").split(":")
+    with socket.create_connection((proxy_host, int(proxy_port)), timeout=10) as sock:
+        sock.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+                     .encode())
+        data = b""
+        try:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            while chunk := sock.recv(4096):
+                data += chunk
+        except ConnectionError:
+            pass
+    assert b"hello from a non-UPS host" not in data
+
+
+@pytest.mark.upsproxy(block_other_hosts=True)
+def test_block_other_hosts_still_answers_ups(upsproxy_env):
+    ups = UpsClient()
+    assert ups.pkce_token(ups.code()).status_code == 200
+    assert upsproxy_env.upstream_attempts == 0

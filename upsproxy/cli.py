@@ -70,6 +70,9 @@ def main() -> None:
 @click.option("--auto-approve", is_flag=True,
               help="Skip the login page: authorize redirects straight to the callback "
                    "with a code (for headless clients).")
+@click.option("--block-other-hosts", is_flag=True,
+              help="Refuse requests for any host but UPS's (403, or a refused tunnel) "
+                   "instead of passing them through: proves an app talks to nothing else.")
 @faults_option
 @fault_option
 @click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
@@ -83,7 +86,8 @@ def main() -> None:
               help="Authorization code lifetime (default 300).")
 @click.option("-v", "--verbose", is_flag=True, help="Also show mitmproxy's own log.")
 def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple[str, int],
-           confdir: Path, config: Path | None, auto_approve: bool, state: Path | None,
+           confdir: Path, config: Path | None, auto_approve: bool, block_other_hosts: bool,
+           state: Path | None,
            access_ttl: int | None, refresh_ttl: int | None, code_ttl: int | None,
            fault_files: tuple[Path, ...], fault_specs: tuple[str, ...], verbose: bool) -> None:
     """Answer UPS OAuth (and recorded API) traffic offline, from CASSETTE.
@@ -101,6 +105,7 @@ def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple
         sandbox = Sandbox.from_options(SandboxOptions(
             cassette=str(cassette) if cassette else None,
             config=str(config) if config else None, auto_approve=auto_approve,
+            block_other_hosts=block_other_hosts,
             state=str(state) if state else None, access_ttl=access_ttl,
             refresh_ttl=refresh_ttl, code_ttl=code_ttl, keydir=str(confdir),
             faults=tuple(map(str, fault_files)), fault_specs=fault_specs))

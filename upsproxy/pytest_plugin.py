@@ -39,11 +39,11 @@ from upsproxy.sandbox import Sandbox, SandboxOptions
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "upsproxy(cassette=None, config=None, auto_approve=False, access_ttl=None, "
-        "refresh_ttl=None, code_ttl=None, state=None, faults=None): configure the test's "
-        "upsproxy sandbox (cassette path, config file path, skip the login page, lifetimes "
-        "in seconds, SQLite state file, fault rules: a rule file path or a list of rule "
-        "mappings / shorthand strings).",
+        "upsproxy(cassette=None, config=None, auto_approve=False, block_other_hosts=False, "
+        "access_ttl=None, refresh_ttl=None, code_ttl=None, state=None, faults=None): "
+        "configure the test's upsproxy sandbox (cassette path, config file path, skip the "
+        "login page, refuse non-UPS hosts, lifetimes in seconds, SQLite state file, fault "
+        "rules: a rule file path or a list of rule mappings / shorthand strings).",
     )
 
 
@@ -137,8 +137,8 @@ def upsproxy_server() -> Iterator[UpsproxyServer]:
         shutil.rmtree(confdir, ignore_errors=True)  # it holds the session CA's private key
 
 
-_MARKER_KEYS = frozenset({"cassette", "config", "auto_approve", "access_ttl", "refresh_ttl",
-                          "code_ttl", "state", "faults"})
+_MARKER_KEYS = frozenset({"cassette", "config", "auto_approve", "block_other_hosts",
+                          "access_ttl", "refresh_ttl", "code_ttl", "state", "faults"})
 _TTL_KEYS = ("access_ttl", "refresh_ttl", "code_ttl")
 
 
@@ -156,10 +156,10 @@ def _marker_options(request: pytest.FixtureRequest) -> SandboxOptions:
         pytest.fail(
             f"@pytest.mark.upsproxy: unknown argument(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(_MARKER_KEYS))}", pytrace=False)
+    for flag in ("auto_approve", "block_other_hosts"):
+        if not isinstance(marker.kwargs.get(flag, False), bool):
+            pytest.fail(f"@pytest.mark.upsproxy: {flag} must be True or False", pytrace=False)
     auto_approve = marker.kwargs.get("auto_approve", False)
-    if not isinstance(auto_approve, bool):
-        pytest.fail("@pytest.mark.upsproxy: auto_approve must be True or False",
-                    pytrace=False)
     for key in _TTL_KEYS:
         value = marker.kwargs.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -176,6 +176,7 @@ def _marker_options(request: pytest.FixtureRequest) -> SandboxOptions:
     fault_file = path("faults") if isinstance(marker.kwargs.get("faults"), str | Path) else None
     return SandboxOptions(cassette=path("cassette"), config=path("config"),
                           auto_approve=auto_approve, state=path("state"),
+                          block_other_hosts=marker.kwargs.get("block_other_hosts", False),
                           access_ttl=marker.kwargs.get("access_ttl"),
                           refresh_ttl=marker.kwargs.get("refresh_ttl"),
                           code_ttl=marker.kwargs.get("code_ttl"),

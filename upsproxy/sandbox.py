@@ -60,6 +60,8 @@ class SandboxOptions:
     cassette: str | None = None
     config: str | None = None
     auto_approve: bool = False
+    block_other_hosts: bool = False
+    """Refuse, instead of passing through, requests for hosts other than UPS's."""
     state: str | None = None
     """A SQLite state file (``--state``); None keeps state in memory."""
     access_ttl: int | None = None
@@ -79,9 +81,12 @@ class Sandbox:
     def __init__(self, cassette: Cassette, *, config: SandboxConfig | None = None,
                  store: StateStore | None = None, clock: MovableClock | None = None,
                  rng: random.Random | None = None, auto_approve: bool = False,
-                 lifetimes: Lifetimes | None = None, keydir: Path | None = None) -> None:
+                 lifetimes: Lifetimes | None = None, keydir: Path | None = None,
+                 block_other_hosts: bool = False) -> None:
         """Raises ValueError for a bad lifetime, StartupError for an unusable key file."""
         self.cassette = cassette
+        self.block_other_hosts = block_other_hosts
+        """Read by the proxy adapter: other hosts are refused, not passed through."""
         self.config = config or SandboxConfig()
         self.store: StateStore = store if store is not None else MemoryStore()
         if clock is None:
@@ -127,6 +132,7 @@ class Sandbox:
             kwargs["store"] = SqliteStore(options.state)
         try:
             sandbox = cls(cassette, config=config, auto_approve=options.auto_approve,
+                          block_other_hosts=options.block_other_hosts,
                           lifetimes=lifetimes,
                           keydir=Path(options.keydir) if options.keydir else None,
                           **kwargs)  # type: ignore[arg-type]
