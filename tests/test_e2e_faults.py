@@ -62,9 +62,26 @@ def test_each_preset_through_the_https_proxy(upsproxy_env, preset):
     status, code_, message = PRESETS[preset]
     assert resp.status_code == status
     assert resp.content == envelope_bytes(code_, message)
-    assert resp.headers["Content-Type"] == "application/json"
+    expected = {"content-type": "application/json", "content-length": str(len(resp.content))}
+    if code_ == "250002":  # UPS's API gateway names the error in headers too
+        expected |= {"apierrorcode": code_, "apierrormessage": message}
+    assert {k.lower(): v for k, v in resp.headers.items()} == expected
     # The fault answered instead of the sandbox: the code is still good.
     assert ups.token(code, basic=(CLIENT, SECRET)).status_code == 200
+
+
+def test_invalid_token_preset_on_an_api_call_looks_like_the_real_401(upsproxy_env):
+    """The fault and the sandbox's own bearer check give byte- and header-identical 401s."""
+    ups = UpsClient()
+    token = ups.token(ups.code(verifier=None), basic=(CLIENT, SECRET)).json()["access_token"]
+    url = f"{UPS}/api/track/v1/details/1Z999AA10123456784"
+    real = requests.get(url, headers={"Authorization": "Bearer nope"}, timeout=10)
+    upsproxy_env.faults.add({"endpoint": "api", "preset": "invalid_token", "times": 1})
+    fault = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert real.status_code == fault.status_code == 401
+    assert real.content == fault.content
+    assert real.headers["APIErrorCode"] == fault.headers["APIErrorCode"] == "250002"
+    assert fault.headers["APIErrorMessage"] == "Invalid Authentication Information."
 
 
 def test_extra_headers_html_empty_and_literal_bodies(upsproxy):

@@ -19,6 +19,9 @@ from upsproxy.messages import Response
 __all__ = ["CATALOGUE", "ErrorSpec", "envelope", "error_response", "resolve"]
 
 _JSON = (("Content-Type", "application/json"),)
+_GATEWAY_CODES = frozenset({"250002"})
+"""Codes UPS's API gateway answers with ``APIErrorCode``/``APIErrorMessage``
+headers beside the envelope (apps and SDKs read them)."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,19 @@ def _body(spec: ErrorSpec) -> bytes:
                       ensure_ascii=False).encode()
 
 
+@lru_cache(maxsize=256)
+def _headers(code: str, message: str) -> tuple[tuple[str, str], ...]:
+    if code not in _GATEWAY_CODES:
+        return _JSON
+    return (*_JSON, ("APIErrorCode", code), ("APIErrorMessage", message))
+
+
 def error_response(spec: ErrorSpec, *, rule: str, extra: dict[str, str] | None = None) -> Response:
     """The UPS answer for ``spec``; ``rule`` says in the log why it was chosen.
     Envelope bodies are encoded once per spec: errors are the hot path of
-    retry storms and load tests."""
-    return Response(spec.status, _JSON, _body(spec), rule, extra or {})
+    retry storms and load tests. Gateway errors (``250002``) also carry UPS's
+    ``APIErrorCode``/``APIErrorMessage`` headers, whoever answers them (the
+    bearer check or a fault rule)."""
+    return Response(spec.status, _headers(spec.code, spec.message), _body(spec), rule,
+                    extra or {})
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from upsproxy.cassette import Cassette, Interaction
 from upsproxy.clock import Clock
-from upsproxy.envelopes import ErrorSpec, envelope
+from upsproxy.envelopes import ErrorSpec, envelope, error_response
 from upsproxy.match import Wanted, closest, first_match, parse_body, wanted_from_recorded
 from upsproxy.messages import Request, Response, printable
 from upsproxy.rewrite import Template, recorded_epoch_ms
@@ -86,9 +86,7 @@ class ProtectedApi:
         if grant is None:
             spec = self.errors["invalid_token"]
             rule = "api.missing_token" if not auth else "api.invalid_or_expired_token"
-            return Response.json(spec.status, envelope(spec.code, spec.message), rule=rule,
-                                 headers=(("APIErrorCode", spec.code),
-                                          ("APIErrorMessage", spec.message)))
+            return error_response(spec, rule=rule)
         actual = Wanted(req.method, req.path, tuple(req.query_pairs), parse_body(req.body))
         found = first_match(self._by_route.get((req.method, req.path.count("/")), ()), actual)
         if found is not None:
