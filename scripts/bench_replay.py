@@ -36,7 +36,7 @@ server could not be started or something crashed.
     /tmp/v311/bin/python scripts/bench_replay.py [--duration 3] [--rounds 3] [--json out.json]
 
 Default run: 3 rounds x 18 cells x 3 s of load, plus warm-up, start-up and the
-in-process part: about 2.5 minutes.
+in-process part: about 3.5 minutes.
 """
 
 from __future__ import annotations
