@@ -15,8 +15,9 @@ Each measurement runs in a fresh interpreter, so imports and earlier loads
 never count: the child reads its RSS (``/proc/self/statm``) after importing,
 then after loading, and reports the difference and the wall time of the load.
 What "load" means for upsproxy: ``load_cassette`` (parse, validate, line-aware
-errors) plus building the replay ``Sandbox`` from it (profile, API index), i.e.
-everything ``upsproxy replay BIG.yaml`` does before it can answer.
+errors) plus building the replay ``Sandbox`` from it (profile, API index, its
+JWT key read from the confdir), i.e. everything ``upsproxy replay BIG.yaml``
+does before it can answer.
 
     python scripts/bench_cassette.py [--interactions 10000] [--rounds 5] [--json out.json]
 """
@@ -42,14 +43,15 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * page
 import yaml
-which, path = sys.argv[1], sys.argv[2]
+which, path, keydir = sys.argv[1], sys.argv[2], sys.argv[3]
 if which != "yaml":
+    from pathlib import Path
     from upsproxy.cassette import load_cassette
     from upsproxy.sandbox import Sandbox
 text = open(path, encoding="utf-8").read()
 before, start = rss(), time.perf_counter()
 if which != "yaml":
-    sandbox = Sandbox(load_cassette(path))
+    sandbox = Sandbox(load_cassette(path), keydir=Path(keydir))
     count = len(sandbox.cassette.interactions)
 else:
     data = yaml.load(text, Loader=yaml.CSafeLoader)
@@ -123,9 +125,10 @@ def synthesize(path: Path, n: int) -> None:
     path.write_text(head + "interactions:\n" + "".join(blocks), encoding="utf-8")
 
 
-def measure(which: str, path: Path, cache: Path) -> dict[str, float]:
+def measure(which: str, path: Path, cache: Path, keydir: Path) -> dict[str, float]:
     env = dict(os.environ, UPSPROXY_CACHE_DIR="off" if which == "cold" else str(cache))
-    out = subprocess.run([sys.executable, "-c", _CHILD, which, str(path)], check=True,
+    out = subprocess.run([sys.executable, "-c", _CHILD, which, str(path), str(keydir)],
+                         check=True,
                          capture_output=True, text=True, env=env)
     return dict(json.loads(out.stdout))
 
@@ -141,11 +144,14 @@ def main() -> int:
         synthesize(path, args.interactions)
         size_mb = path.stat().st_size / 1e6
         cache = Path(tmp) / "cache"
-        measure("warm", path, cache)  # fills the cache, as a first load does
+        # The first load fills the cache and makes the JWT key in keydir, as the first
+        # `upsproxy replay` does in its confdir; later loads read both.
+        keydir = Path(tmp) / "conf"
+        measure("warm", path, cache, keydir)
         runs: dict[str, list[dict[str, float]]] = {"yaml": [], "cold": [], "warm": []}
         for _ in range(args.rounds):  # interleaved, so drift hits all alike
             for which in runs:
-                runs[which].append(measure(which, path, cache))
+                runs[which].append(measure(which, path, cache, keydir))
     for which, results in runs.items():  # every loader really read every interaction
         counts = {int(r["count"]) for r in results}
         assert counts == {args.interactions}, f"{which} loaded {counts} interactions"

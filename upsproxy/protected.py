@@ -31,27 +31,39 @@ _FRAMING = ("content-length", "transfer-encoding", "date", "content-encoding")
 
 
 class _Recorded:
-    """One recorded API interaction, ready to answer with."""
+    """One recorded API interaction, ready to answer with.
+
+    Its rewrite template is built on its first answer, not at load: a cassette
+    of thousands of calls starts fast and keeps only the templates it used."""
 
     def __init__(self, interaction: Interaction, recorded_ms: int | None) -> None:
         self.interaction = interaction
+        self.recorded_ms = recorded_ms
         response = interaction.response
         self.status = response.status
         self.headers = tuple((k, v) for k, v in response.headers.items()
                              if k.lower() not in _FRAMING)
-        self.template: Template | None = None
+        self.json = bool(response.body) and "json" in response.body
+        self._template: Template | None = None
         self.text = b""
-        if response.body and "json" in response.body:
-            self.template = Template(response.body["json"], recorded_ms)
+        if self.json:
             if not any(k.lower() == "content-type" for k, _ in self.headers):
                 self.headers = (("Content-Type", "application/json"), *self.headers)
         elif response.body:
             self.text = str(response.body.get("text", "")).encode()
         self.rule = f"api.recorded#{interaction.index + 1}"
 
+    @property
+    def template(self) -> Template:
+        if self._template is None:  # a race builds two equal templates: harmless
+            body = self.interaction.response.body
+            assert body is not None
+            self._template = Template(body["json"], self.recorded_ms)
+        return self._template
+
     def answer(self, token: str, client_id: str, now_ms: int) -> Response:
         body = (self.template.render(token=token, client_id=client_id, now_ms=now_ms)
-                if self.template is not None else self.text)
+                if self.json else self.text)
         return Response(self.status, self.headers, body, rule=self.rule,
                         extra={"client_id": client_id})
 
