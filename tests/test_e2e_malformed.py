@@ -171,3 +171,36 @@ def test_a_body_past_the_proxy_limit_is_refused_while_reading_and_serving_goes_o
         ok = requests.post(url, data=GOOD, headers={"Content-Type": FORM},
                            auth=(CLIENT, SECRET), timeout=10)
         assert envelope(ok) == (400, "10400", "Invalid Authorization Code")
+
+
+DEEP = b"[" * 5000  # past Python's recursion limit: json.loads raises RecursionError
+
+
+def test_json_nested_past_the_stack_is_a_400_not_a_500(upsproxy_env):
+    """Found by scripts/fuzz_malformed.py: control and API bodies nested thousands deep."""
+    clock = requests.post(f"{upsproxy_env.base_url}/_upsproxy/clock", data=DEEP,
+                          headers={"Content-Type": "application/json"}, timeout=10)
+    assert clock.status_code == 400 and clock.json() == {"error": "the body must be JSON"}
+    ups = UpsClient()
+    token = ups.token(ups.code(verifier=None), basic=(CLIENT, SECRET)).json()["access_token"]
+    api = requests.post(f"{UPS}/api/track/v1/details/1Z023E2X0214323462", data=DEEP,
+                        headers={"Authorization": f"Bearer {token}",
+                                 "Content-Type": "application/json"}, timeout=10)
+    assert envelope(api) == (404, "10404", "Resource Not Found")
+
+
+def test_exchanges_list_a_path_that_is_not_utf8(upsproxy):
+    """Found by the fuzzer: a raw ``GET /\\xff`` used to break ``GET exchanges`` (500)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    base = urlsplit(upsproxy.base_url)
+    with socket.create_connection((base.hostname, base.port), timeout=10) as sock:
+        sock.sendall(b"GET /\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 404")
+    listed = requests.get(f"{upsproxy.base_url}/_upsproxy/exchanges", timeout=10)
+    assert listed.status_code == 200
+    assert listed.json()["exchanges"][-1]["path"] == "/?"

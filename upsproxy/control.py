@@ -39,7 +39,10 @@ class ControlError(Exception):
 
 
 def control_json(status: int, payload: object, rule: str) -> Response:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    """A control answer. Text from the wire (a path with invalid UTF-8 in the
+    exchanges list) can hold lone surrogates: they become "?", never a 500."""
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "replace")
     return Response(status, (("Content-Type", "application/json"),
                              ("Cache-Control", "no-store")), body, rule)
 
@@ -86,7 +89,7 @@ class ControlApi:
                 return control_json(413, {"error": "body too large"}, "control.too_large")
             try:
                 body = json.loads(req.body)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, RecursionError):  # not JSON, or nested past the stack
                 return control_json(400, {"error": "the body must be JSON"}, "control.bad_json")
         try:
             result = handler(req, body)

@@ -56,7 +56,7 @@ def parse_body(raw: bytes) -> Any:
         return _NO_BODY
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the stack: text
         return raw.decode("utf-8", "replace")
 
 
