@@ -43,7 +43,7 @@ class _Recorded:
         self.status = response.status
         self.headers = tuple((k, v) for k, v in response.headers.items()
                              if k.lower() not in _FRAMING)
-        self.json = bool(response.body) and "json" in response.body
+        self.json = response.body is not None and "json" in response.body
         self._template: Template | None = None
         self.text = b""
         if self.json:
