@@ -493,11 +493,15 @@ def to_response(flow: http.HTTPFlow) -> Response:
 
 
 def upstream_allow_hosts(upstream: str) -> list[str]:
-    """allow_hosts for record: the UPS hosts plus the upstream's own host, else the
-    reverse listener's TLS connection to a non-UPS upstream would be tunnelled raw."""
+    """allow_hosts for record: the UPS hosts plus the upstream's own host and port,
+    else the reverse listener's TLS connection to a non-UPS upstream would be
+    tunnelled raw. Only that port: another service on the same host (a local test
+    server on 127.0.0.1) is still tunnelled untouched. mitmproxy matches these
+    against ``host:port``."""
     parts = urlsplit(upstream)
     host = (parts.hostname or "").lower()
-    return [*UPS_ALLOW_HOSTS, rf"^{re.escape(host)}\.?(?::[0-9]+)?$"]
+    port = parts.port or 443
+    return [*UPS_ALLOW_HOSTS, rf"^{re.escape(host)}\.?:{port}$"]
 
 
 def record_settings(confdir: Path, listen: tuple[str, int] | None,
