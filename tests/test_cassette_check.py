@@ -32,3 +32,13 @@ def test_comments_and_paths_are_not_tokens():
             "'https://wwwcie.ups.com/api/track/v1/details/1Z023E2X0214323462?locale=en_US'}\n"
             "  response: {status: 200}\n")
     assert findings(text) == []
+
+
+def test_a_recorded_cookie_header_keeps_names_and_passes_values_do_not():
+    text = ("version: 1\ninteractions:\n- kind: api\n  request:\n    method: GET\n"
+            "    url: https://wwwcie.ups.com/api/x\n"
+            "    headers: {Cookie: 'sid=<<cookie:1>>; lang=<<cookie:2>>'}\n"
+            "  response: {status: 200}\n")
+    assert findings(text) == []
+    assert findings(text.replace("<<cookie:2>>", "en-US")) == [
+        (7, "header 'Cookie' holds a value, not a placeholder")]

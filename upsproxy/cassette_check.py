@@ -68,6 +68,14 @@ def _placeholder(value: Any) -> bool:
     return isinstance(value, str) and (not value or bool(_WHOLE.fullmatch(value.strip())))
 
 
+def _cookie_redacted(value: Any) -> bool:
+    """A recorded Cookie header keeps its cookie names: ``sid=<<cookie:1>>; a=<<cookie:2>>``."""
+    if not isinstance(value, str):
+        return False
+    pairs = [pair.strip() for pair in value.split(";") if pair.strip()]
+    return all(_placeholder(pair.partition("=")[2]) for pair in pairs)
+
+
 def _query_findings(url: Any, where: tuple[str | int, ...], text: str) -> list[Finding]:
     if not isinstance(url, str):
         return []
@@ -94,7 +102,8 @@ def _structure_findings(data: Any, text: str) -> list[Finding]:
             headers = message.get("headers") or {}
             for name, value in headers.items() if isinstance(headers, dict) else ():
                 lname = str(name).lower()
-                if lname in _SECRET_HEADERS and not _placeholder(value):
+                if lname in _SECRET_HEADERS and not (
+                        _cookie_redacted(value) if lname == "cookie" else _placeholder(value)):
                     out.append(Finding(locate(text, (*where, "headers", name)),
                                        f"header {name!r} holds a value, not a placeholder"))
                 if lname == "location":
