@@ -4,9 +4,11 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _private_cassette_cache(tmp_path_factory, monkeypatch):
-    """Tests never write to the user's ~/.cache (big cassettes are cached there)."""
+def _private_dirs(tmp_path_factory, monkeypatch):
+    """Tests never write to the user's ~/.cache (big cassettes are cached there)..."""
     monkeypatch.setenv("UPSPROXY_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    # ...nor to ~/.upsproxy (CA, JWT and recording keys) when a command gets no --confdir.
+    monkeypatch.setenv("UPSPROXY_CONFDIR", str(tmp_path_factory.getbasetemp() / "confdir"))
 
 
 def pytest_addoption(parser):
