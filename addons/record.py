@@ -15,6 +15,9 @@ Fault rules (``upsproxy.faults``; ``upsproxy_faults``/``upsproxy_fault``, or
 that answers does so instead of upstream (nothing is sent, nothing recorded);
 a delay, added headers or a state rule change what the app gets after the
 real answer has been recorded as UPS sent it.
+
+The recording key (``upsproxy.fingerprint``: what lets ``append`` give a value
+recorded before its old placeholder) is kept in mitmproxy's ``confdir``.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from upsproxy import mitm
 from upsproxy.config import SandboxConfig, load_config
 from upsproxy.control import CONTROL_PREFIX, ControlApi
 from upsproxy.envelopes import resolve
-from upsproxy.errors import CassetteError, LeakError
+from upsproxy.errors import CassetteError
 from upsproxy.faults import FaultDecision, FaultEngine, load_sources, presets_of, register_control
+from upsproxy.fingerprint import load_recording_key
 from upsproxy.messages import Request, Response, printable
 from upsproxy.recorder import Exchange, Recorder, default_cassette
 from upsproxy.redact_rules import RedactRules
@@ -64,11 +68,16 @@ class _Pending(NamedTuple):
     request: Request
 
 
-def build_recorder(cassette: str, upstream: str, mode: str, config: str) -> Recorder:
-    """The session the options describe, opened; ValueError / UpsproxyError if not."""
+def build_recorder(cassette: str, upstream: str, mode: str, config: str,
+                   confdir: str | Path | None = None) -> Recorder:
+    """The session the options describe, opened; ValueError / UpsproxyError if not.
+    ``confdir`` holds the recording key (made there on first use) whose
+    fingerprints let a later ``append`` recognise this session's values."""
     rules = load_config(config).redact if config else RedactRules()
-    recorder = Recorder(cassette or default_cassette(), mode=mode,
-                        upstream=resolve_upstream(upstream), rules=rules)
+    resolved = resolve_upstream(upstream)
+    key = load_recording_key(confdir) if confdir is not None else None
+    recorder = Recorder(cassette or default_cassette(), mode=mode, upstream=resolved,
+                        rules=rules, key=key)
     try:
         recorder.open()
     except OSError as exc:
@@ -119,7 +128,8 @@ class Record:
                                   [opts.upsproxy_faults] if opts.upsproxy_faults else [],
                                   opts.upsproxy_fault)
             self.recorder = build_recorder(opts.upsproxy_cassette, opts.upsproxy_upstream,
-                                           opts.upsproxy_record_mode, opts.upsproxy_config)
+                                           opts.upsproxy_record_mode, opts.upsproxy_config,
+                                           opts.confdir)
             self.faults = faults
             self.control = ControlApi()
             register_control(self.control, faults)
@@ -161,12 +171,16 @@ class Record:
         exchange = Exchange(pending.kind, pending.url, pending.request, mitm.to_response(flow))
         try:
             number = self.recorder.record(exchange)
-        except LeakError as exc:
+        except UpsproxyError as exc:  # a leak caught, an exchange that cannot be redacted
             self.failed += 1
             log.error("NOT recorded: %s", exc)
         except OSError as exc:
             self.failed += 1
             log.error("NOT recorded: cannot write %s: %s", self.recorder.path, exc.strerror)
+        except Exception as exc:  # noqa: BLE001 - one bad exchange never ends a recording
+            self.failed += 1  # the type only: a message could quote a raw value
+            log.error("NOT recorded: internal error (%s) while redacting this exchange; "
+                      "the cassette keeps its earlier interactions", type(exc).__name__)
         else:
             log.info("recorded #%d %s %s %s -> %d", number, pending.kind,
                      pending.request.method, printable(pending.request.path),

@@ -202,6 +202,9 @@ class _Handler(BaseHTTPRequestHandler):
             number = parts.path.rsplit("/", 1)[1]
             body = json.dumps(tracking_body(number), separators=(",", ":")).encode()
             return self._send(200, body, (("transId", self.headers.get("transId") or ""),))
+        if parts.path.startswith("/api/nested/"):  # hostile answers: JSON N levels deep
+            depth = int(parts.path.rsplit("/", 1)[1])
+            return self._send(200, b"[" * depth + b"]" * depth)
         self._send(404, _envelope("10404", "Resource Not Found"))
 
     def do_POST(self) -> None:

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import queue
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import requests
-from fake_ups import CLIENT, FakeUps
+from fake_ups import CLIENT, SECRET, FakeUps
 from recording import App, NoRedirects, RecordProc, leaks
 from test_cli import UPSPROXY, run
 
 from upsproxy.cassette import load_cassette
+from upsproxy.fingerprint import KEY_FILE, Fingerprinter
 
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
@@ -170,6 +175,11 @@ def test_the_record_addon_under_stock_mitmdump(fake, tmp_path):
     interaction = load_cassette(path).interactions[0]
     assert interaction.kind == "refresh" and interaction.name == "invalid_client"
     assert "wrong-secret-value" not in path.read_text()
+    # The recording key lives in mitmproxy's confdir option, as replay's JWT key does.
+    key = tmp_path / "conf" / KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert "<<client_id:1>>" in load_cassette(path).meta["fingerprints"][
+        Fingerprinter(key.read_bytes()).key_id]
 
 
 def test_an_unwritable_cassette_is_a_clear_message(tmp_path):
@@ -191,3 +201,62 @@ def test_the_cli_offers_exactly_the_recorder_modes():
     from upsproxy import cli_record, recorder
 
     assert cli_record.MODES == recorder.MODES
+
+
+def _har(path: Path, code: str, refresh: str, sent_refresh: str | None = None) -> set[str]:
+    """A HAR file: one token exchange (or refresh, with ``sent_refresh``) by CLIENT."""
+    basic = base64.b64encode(f"{CLIENT}:{SECRET}".encode()).decode()
+    kind = "refresh" if sent_refresh else "token"
+    form = ({"grant_type": "refresh_token", "refresh_token": sent_refresh} if sent_refresh
+            else {"grant_type": "authorization_code", "code": code,
+                  "redirect_uri": "https://a.test/cb"})
+    tokens = {"token_type": "Bearer", "client_id": CLIENT, "access_token": "at-" + code,
+              "refresh_token": refresh, "expires_in": "14399", "status": "approved"}
+    entry = {
+        "request": {"method": "POST", "url": f"https://wwwcie.ups.com/security/v1/oauth/{kind}",
+                    "headers": [{"name": "Authorization", "value": f"Basic {basic}"},
+                                {"name": "Content-Type",
+                                 "value": "application/x-www-form-urlencoded"}],
+                    "postData": {"mimeType": "application/x-www-form-urlencoded",
+                                 "text": urlencode(form)}},
+        "response": {"status": 200,
+                     "headers": [{"name": "Content-Type", "value": "application/json"}],
+                     "content": {"mimeType": "application/json", "text": json.dumps(tokens)}}}
+    path.write_text(json.dumps({"log": {"version": "1.2", "entries": [entry]}}))
+    return {CLIENT, SECRET, basic, code, refresh, "at-" + code}
+
+
+def test_import_append_recognises_values_with_the_same_confdir_only(tmp_path):
+    out, conf = tmp_path / "c.yaml", tmp_path / "conf"
+    old_refresh = "rt-" + "R" * 40 + "+/=="
+    seen = _har(tmp_path / "one.har", "CODE-ONE-1234", old_refresh)
+    first = run("cassette", "import", str(tmp_path / "one.har"), "-o", str(out),
+                "--confdir", str(conf))
+    assert first.returncode == 0, first.stderr
+    assert stat.S_IMODE((conf / KEY_FILE).stat().st_mode) == 0o600
+    seen |= _har(tmp_path / "two.har", "CODE-TWO-1234", "rt-" + "S" * 40,
+                 sent_refresh=old_refresh)
+    second = run("cassette", "import", str(tmp_path / "two.har"), "-o", str(out),
+                 "--mode", "append", "--confdir", str(conf))
+    assert second.returncode == 0 and "another recording key" not in second.stderr
+    one, two = load_cassette(out).interactions
+    assert one.request.header("authorization") == two.request.header("authorization")
+    assert two.request.form()["refresh_token"] == one.response.json()["refresh_token"]
+    assert one.response.json()["client_id"] == two.response.json()["client_id"]
+    # Another machine (another confdir, so another key): new placeholders, said once.
+    seen |= _har(tmp_path / "three.har", "CODE-THREE-12", "rt-" + "T" * 40)
+    other = run("cassette", "import", str(tmp_path / "three.har"), "-o", str(out),
+                "--mode", "append", "--confdir", str(tmp_path / "elsewhere"))
+    assert other.returncode == 0, other.stderr
+    assert other.stderr.count("another recording key") == 1
+    third = load_cassette(out).interactions[2]
+    assert third.response.json()["client_id"] == "<<client_id:2>>"
+    assert leaks(out.read_text(), seen) == [] and leaks(other.stderr, seen) == []
+    assert (conf / KEY_FILE).read_bytes().hex() not in out.read_text()
+    check = run("cassette", "check", str(out))
+    assert check.returncode == 0, check.stdout
+
+
+def test_import_help_names_the_confdir():
+    out = run("cassette", "import", "--help")
+    assert out.returncode == 0 and "--confdir" in out.stdout and "recording key" in out.stdout

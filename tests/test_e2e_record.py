@@ -216,3 +216,95 @@ def test_the_upstream_certificate_is_verified(fake, tmp_path):
     assert "NOT recorded: POST /security/v1/oauth/token: upstream failed" in log
     assert "Certificate verify failed" in log
     assert load_cassette(tmp_path / "c.yaml").interactions == []
+
+
+def test_append_sessions_keep_the_client_and_refresh_token_placeholders(fake, tmp_path):
+    """Two `upsproxy record` runs (the second `--mode append`) with the same client:
+    one client placeholder, and session 2's refresh of the token session 1 was
+    issued refers to session 1's refresh_token placeholder. Then it replays."""
+    import stat
+
+    import factories
+    from test_cli import Replay, run
+    from ups_client import UpsClient
+
+    from upsproxy.fingerprint import KEY_FILE
+
+    path, confdir = tmp_path / "two-sessions.yaml", tmp_path / "conf"
+    first = RecordProc(path, upstream=fake.url, upstream_ca=fake.ca_path, confdir=confdir)
+    app1 = requests_app(first)
+    issued = app1.token_basic(app1.code(state="session-one-state-1"))
+    assert issued.status_code == 200, issued.text
+    old_refresh = issued.json()["refresh_token"]
+    code, log1 = first.stop()
+    assert code == 0, log1
+    key = confdir / KEY_FILE
+    assert len(key.read_bytes()) == 32 and stat.S_IMODE(key.stat().st_mode) == 0o600
+    before = path.read_text()
+
+    second = RecordProc(path, upstream=fake.url, upstream_ca=fake.ca_path, confdir=confdir,
+                        extra=("--mode", "append"))
+    app2 = requests_app(second)
+    refreshed = app2.refresh(old_refresh)  # the token session 1 was issued
+    assert refreshed.status_code == 200, refreshed.text
+    assert app2.track(refreshed.json()["access_token"]).status_code == 200
+    again = app2.token_basic(app2.code(state="session-two-state-2"))
+    assert again.status_code == 200, again.text
+    code, log2 = second.stop()
+    assert code == 0 and "another recording key" not in log2 and "fingerprints" not in log2
+
+    text = path.read_text()
+    seen = fake.secrets | app1.seen | app2.seen | {key.read_bytes().hex()}
+    assert leaks(text, seen) == [] and leaks(log1 + log2, seen) == []
+    assert text.split("interactions:\n", 1)[1].startswith(before.split("interactions:\n", 1)[1])
+    assert placeholders(text, "client_id") == {"<<client_id:1>>"}
+    assert placeholders(text, "basic") == {"<<basic:1>>"}
+    cassette = load_cassette(path)
+    tokens = [i for i in cassette.interactions if i.kind == "token"]
+    refresh = next(i for i in cassette.interactions if i.kind == "refresh")
+    authorizes = [i for i in cassette.interactions if i.kind == "authorize"]
+    assert [t.response.json()["client_id"] for t in tokens] == ["<<client_id:1>>"] * 2
+    assert {re.search(r"client_id=(<<[^>]+>>)", a.request.url).group(1)
+            for a in authorizes} == {"<<client_id:1>>"}
+    assert refresh.request.form()["refresh_token"] == tokens[0].response.json()[
+        "refresh_token"] == "<<refresh_token:1>>"
+    assert refresh.response.json()["refresh_token"] == "<<refresh_token:2>>"
+    assert tokens[1].response.json()["refresh_token"] == "<<refresh_token:3>>"
+    assert list(cassette.meta["fingerprints"]) == [next(iter(cassette.meta["fingerprints"]))]
+    # `cassette check` says nothing about meta (the fingerprints are its last block).
+    check = run("cassette", "check", str(path))
+    head = text[:text.index("\ninteractions:")].count("\n") + 1
+    flagged = [int(n) for n in re.findall(rf"^{re.escape(str(path))}:(\d+):", check.stdout,
+                                          re.MULTILINE)]
+    assert "Traceback" not in check.stderr and all(n > head for n in flagged), check.stdout
+
+    server = Replay(str(path), confdir=tmp_path / "replay-conf")
+    try:
+        client = UpsClient(server.base_url)
+        answer = client.token(client.code(verifier=None),
+                              basic=(factories.CLIENT, factories.SECRET))
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert tuple(body) == TOKEN_KEYS and len(body["refresh_token"]) == 164
+        rotated = client.refresh(body["refresh_token"])
+        assert rotated.status_code == 200 and tuple(rotated.json()) == TOKEN_KEYS
+        assert client.refresh(body["refresh_token"]).status_code == 400  # rotated
+        tracked = client.http.get(f"{server.base_url}/api/track/v1/details/1Z023E2X0214323462",
+                                  params={"locale": "en_US"}, timeout=10, headers={
+                                      "Authorization": f"Bearer {rotated.json()['access_token']}"})
+        assert tracked.status_code == 200, tracked.text
+    finally:
+        server.stop()
+
+
+def test_an_answer_nested_too_deep_is_left_out_and_recording_goes_on(fake, recorder):
+    """The app still gets UPS's answer; the cassette keeps every other exchange."""
+    app = requests_app(recorder)
+    for depth in (400, 5000):
+        resp = app.http.get(f"{recorder.base_url}/api/nested/{depth}")
+        assert resp.status_code == 200 and len(resp.content) == 2 * depth
+    assert app.token_basic(app.code(state="after-deep")).status_code == 200
+    code, log = recorder.stop()
+    assert code == 0 and log.count("nested too deep to redact was left out") == 2
+    kinds = [i.kind for i in load_cassette(recorder.cassette).interactions]
+    assert kinds.count("token") == 1 and "api" not in kinds

@@ -20,8 +20,11 @@ from hypothesis import strategies as st
 from recording import spellings
 
 from upsproxy.cassette import load_cassette
+from upsproxy.cassette_check import scan
+from upsproxy.errors import CassetteError
 from upsproxy.messages import Request, Response
 from upsproxy.recorder import Exchange, Recorder
+from upsproxy.yamlfile import parse_text
 
 ALPHABET = 'abcdef0123456789:@+/=%"\\ &?#\'.-_~!*()[]{}$é'
 # tmpfs where there is one: fsync is the recorder's durability, not what is tested here.
@@ -193,3 +196,89 @@ def test_the_leak_guard_finds_a_secret_in_any_spelling_anywhere(value, how, wher
         assert spelled not in str(exc)
     else:
         raise AssertionError(f"not found: {how} in {where}")
+
+
+# -- append: one value, one placeholder, across recording sessions --------------------------
+
+KEY = bytes(range(32))
+REUSABLE = ("state", "code", "verifier", "challenge", "access", "refresh", "cookie", "person")
+
+
+def identities(interactions, session: dict[str, str], refreshed: str) -> list[tuple[str, str]]:
+    """(raw value, its placeholder) at every place the exchanges of ``session`` put one."""
+    authorize, token, refresh, api = interactions
+    issued = token.response.json()
+    out = [
+        (session["client_id"], token.request.form()["client_id"]),
+        (session["client_id"], issued["client_id"]),
+        (base64.b64encode(f"{session['client_id']}:{session['client_secret']}".encode())
+         .decode(), token.request.header("authorization").removeprefix("Basic ")),
+        (session["code"], token.request.form()["code"]),
+        (session["verifier"], token.request.form()["code_verifier"]),
+        (session["state"], re.search(r"state=(<<[^>]+>>)", authorize.request.url).group(1)),
+        (session["challenge"],
+         re.search(r"code_challenge=(<<[^>]+>>)", authorize.request.url).group(1)),
+        (session["access"], issued["access_token"]),
+        (session["refresh"], issued["refresh_token"]),
+        (refreshed, refresh.request.form()["refresh_token"]),
+        (session["cookie"], token.request.header("cookie").removeprefix("sid=")),
+        (session["person"], api.response.json()["trackResponse"]["shipment"][0]["package"][0]
+         ["deliveryInformation"]["receivedBy"]),
+    ]
+    return [(raw, text) for raw, text in out if raw]
+
+
+def record_keyed(path: Path, session: dict[str, str], mode: str,
+                 refresh_with: str | None = None) -> str:
+    recorder = Recorder(path, mode=mode, key=KEY)
+    recorder.open()
+    for exchange in exchanges(session):
+        if exchange.kind == "refresh" and refresh_with is not None:
+            body = urlencode({"grant_type": "refresh_token",
+                              "refresh_token": refresh_with}).encode()
+            exchange = Exchange(exchange.kind, exchange.url,
+                                Request(exchange.request.method, exchange.request.host,
+                                        exchange.request.path, "", exchange.request.headers,
+                                        body), exchange.response)
+        recorder.record(exchange)
+    return path.read_text()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sessions(), sessions(), st.sets(st.sampled_from(REUSABLE)))
+def test_an_append_session_gives_values_seen_before_their_placeholders(first, fresh, reused):
+    # The same app (client id and secret) comes back, refreshes the token the first
+    # session was issued, and may meet any other value of the first session again.
+    second = {**fresh, "client_id": first["client_id"],
+              "client_secret": first["client_secret"],
+              **{name: first[name] for name in reused}}
+    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
+        path = Path(tmp) / "c.yaml"
+        text = record_keyed(path, first, "new")
+        appended = record_keyed(path, second, "append", refresh_with=first["refresh"])
+        assert_no_secret(appended, first)
+        assert_no_secret(appended, second)
+        assert appended.split("interactions:\n", 1)[1].startswith(
+            text.split("interactions:\n", 1)[1])
+        cassette = load_cassette(path)
+        pairs = (identities(cassette.interactions[:4], first, first["refresh"])
+                 + identities(cassette.interactions[4:], second, first["refresh"]))
+        # One value, one placeholder; one placeholder, one value: across both sessions.
+        by_value: dict[str, set[str]] = {}
+        by_placeholder: dict[str, set[str]] = {}
+        for raw, placeholder in pairs:
+            assert re.fullmatch(r"<<[a-z_]+:\d+>>", placeholder), placeholder
+            by_value.setdefault(raw, set()).add(placeholder)
+            by_placeholder.setdefault(placeholder, set()).add(raw)
+        assert all(len(p) == 1 for p in by_value.values())
+        assert all(len(v) == 1 for v in by_placeholder.values())
+        token = cassette.interactions[5]
+        assert token.request.form()["client_id"] == "<<client_id:1>>"
+        assert token.request.header("authorization") == "Basic <<basic:1>>"
+        assert cassette.interactions[6].request.form()["refresh_token"] == \
+            cassette.interactions[1].response.json()["refresh_token"]
+        # The fingerprints trip neither the leak guard (it ran on every write) nor
+        # `cassette check`, and hold nothing of a secret (assert_no_secret above).
+        head = appended[:appended.index("\ninteractions:")].count("\n") + 1
+        findings = scan(appended, parse_text(appended, str(path), CassetteError))
+        assert [f for f in findings if f.line is None or f.line <= head] == []

@@ -2,15 +2,20 @@
 
 import base64
 import json
+import re
 
 import pytest
+from recording import leaks
 
 from upsproxy.cassette import load_cassette
-from upsproxy.errors import CassetteError, LeakError
+from upsproxy.cassette_check import scan
+from upsproxy.errors import CassetteError, LeakError, UnrecordableError
+from upsproxy.fingerprint import Fingerprinter
 from upsproxy.messages import Request, Response
 from upsproxy.profile import profile_from_cassette
 from upsproxy.recorder import Exchange, Recorder, default_cassette, error_name
 from upsproxy.upstream import recorded_host, resolve_upstream
+from upsproxy.yamlfile import parse_text
 
 JSON = (("Content-Type", "application/json"),)
 
@@ -134,3 +139,164 @@ def test_shapes_come_from_issued_values_not_from_junk_the_app_sent(tmp_path):
                              Request("POST", "www.ups.com", "/lasso/signin"),
                              Response(302, (("Location", f"https://a.test/cb?code={issued}"),))))
     assert load_cassette(tmp_path / "c.yaml").shapes["code"].length == 132
+
+
+# -- append: a value recorded before keeps its placeholder -----------------------------------
+
+KEY = b"k" * 32
+CLIENT_ID, CLIENT_SECRET = "CLIENT-0123456789", "s3cret: with +/= and spaces"
+
+
+def oauth_exchange(kind="token", code="THECODE1234", access="at-" + "x" * 20,
+                   refresh="rt-" + "y" * 20, send_refresh=None, client=CLIENT_ID):
+    """A token (or refresh) exchange with Basic client auth and a token answer."""
+    basic = base64.b64encode(f"{client}:{CLIENT_SECRET}".encode()).decode()
+    form = (f"grant_type=refresh_token&refresh_token={send_refresh}" if kind == "refresh"
+            else f"grant_type=authorization_code&code={code}")
+    body = {"client_id": client, "access_token": access, "refresh_token": refresh}
+    path = f"/security/v1/oauth/{kind}"
+    return Exchange(kind, f"https://wwwcie.ups.com{path}",
+                    Request("POST", "wwwcie.ups.com", path, "",
+                            (("content-type", "application/x-www-form-urlencoded"),
+                             ("authorization", f"Basic {basic}")), form.encode()),
+                    Response(200, JSON, json.dumps(body).encode()))
+
+
+def record_session(path, exchanges, *, mode, key=KEY):
+    recorder = Recorder(path, mode=mode, key=key)
+    recorder.open()
+    for exchange in exchanges:
+        recorder.record(exchange)
+    return path.read_text()
+
+
+def fingerprint_lines(text):
+    block = text.split("  fingerprints:\n", 1)[1].split("\nshapes:", 1)[0]
+    return block.splitlines()
+
+
+def test_append_gives_a_value_recorded_before_its_placeholder_back(tmp_path):
+    path = tmp_path / "c.yaml"
+    first_refresh = "rt-issued-in-session-one-0001"
+    before = record_session(path, [oauth_exchange(refresh=first_refresh)], mode="new")
+    after = record_session(path, [
+        oauth_exchange("refresh", access="at-session-two-0002", refresh="rt-session-two-0002",
+                       send_refresh=first_refresh),
+        oauth_exchange(code="SECONDCODE99", access="at-session-two-0003",
+                       refresh="rt-session-two-0003")], mode="append")
+    one, refresh, two = load_cassette(path).interactions
+    # The client, its secret (inside Basic) and the refreshed token: one placeholder each.
+    assert one.request.header("authorization") == refresh.request.header("authorization") \
+        == two.request.header("authorization") == "Basic <<basic:1>>"
+    assert {i.response.json()["client_id"] for i in (one, refresh, two)} == {"<<client_id:1>>"}
+    assert refresh.request.form()["refresh_token"] == one.response.json()["refresh_token"] \
+        == "<<refresh_token:1>>"
+    # New values: numbered after the file's.
+    assert refresh.response.json()["refresh_token"] == "<<refresh_token:2>>"
+    assert two.request.form()["code"] == "<<code:2>>"
+    assert after.split("interactions:\n", 1)[1].startswith(before.split("interactions:\n", 1)[1])
+    # meta.fingerprints: our key's section, one 30-hex-digit line per placeholder, the
+    # earlier lines kept (an append only adds lines), no secret in any spelling.
+    fingerprint = Fingerprinter(KEY)
+    section = load_cassette(path).meta["fingerprints"][fingerprint.key_id]
+    assert section["<<client_id:1>>"] == fingerprint(CLIENT_ID)
+    assert section["<<client_secret:1>>"] == fingerprint(CLIENT_SECRET)
+    assert section["<<refresh_token:1>>"] == fingerprint(first_refresh)
+    assert all(re.fullmatch(r"[0-9a-f]{30}", digest) for digest in section.values())
+    assert set(fingerprint_lines(before)) <= set(fingerprint_lines(after))
+    raw = {CLIENT_ID, CLIENT_SECRET, first_refresh, "THECODE1234", "SECONDCODE99",
+           "rt-session-two-0002", "at-session-two-0003", KEY.decode()}
+    assert leaks(after, raw) == []
+    # `cassette check` has nothing to say about fingerprints.
+    assert scan(after, parse_text(after, str(path), CassetteError)) == []
+
+
+def test_append_with_another_key_numbers_anew_and_says_why(tmp_path, caplog):
+    path = tmp_path / "c.yaml"
+    record_session(path, [oauth_exchange()], mode="new")
+    with caplog.at_level("WARNING", logger="upsproxy.recorder"):
+        text = record_session(path, [oauth_exchange(code="OTHERCODE77")], mode="append",
+                              key=b"o" * 32)
+    assert [i.response.json()["client_id"] for i in load_cassette(path).interactions] == [
+        "<<client_id:1>>", "<<client_id:2>>"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "another recording key" in lines[0]
+    assert CLIENT_ID not in lines[0]
+    # Both keys' sections are in the file; the first is left as it was.
+    sections = load_cassette(path).meta["fingerprints"]
+    assert set(sections) == {Fingerprinter(KEY).key_id, Fingerprinter(b"o" * 32).key_id}
+    assert sections[Fingerprinter(KEY).key_id]["<<client_id:1>>"] == \
+        Fingerprinter(KEY)(CLIENT_ID)
+    # Back on the first machine: both placeholders are known, the first one matches.
+    record_session(path, [oauth_exchange(code="THIRDCODE55")], mode="append")
+    assert load_cassette(path).interactions[-1].response.json()["client_id"] == \
+        "<<client_id:1>>"
+    assert leaks(text, {CLIENT_ID, CLIENT_SECRET}) == []
+
+
+def test_a_cassette_without_fingerprints_still_appends_as_before(tmp_path, caplog):
+    path = tmp_path / "c.yaml"
+    record_session(path, [oauth_exchange()], mode="new", key=None)
+    assert "fingerprints" not in path.read_text()
+    with caplog.at_level("WARNING", logger="upsproxy.recorder"):
+        record_session(path, [oauth_exchange(code="OTHERCODE77")], mode="append")
+    assert "has no fingerprints" in caplog.text and CLIENT_ID not in caplog.text
+    cassette = load_cassette(path)
+    assert [i.response.json()["client_id"] for i in cassette.interactions] == [
+        "<<client_id:1>>", "<<client_id:2>>"]
+    assert "<<client_id:2>>" in cassette.meta["fingerprints"][Fingerprinter(KEY).key_id]
+    # Without a key, an append keeps the fingerprints it found and adds none.
+    kept = cassette.meta["fingerprints"]
+    record_session(path, [oauth_exchange(code="KEYLESSCODE1")], mode="append", key=None)
+    assert load_cassette(path).meta["fingerprints"] == kept
+
+
+def test_a_secret_spelled_inside_a_fingerprint_is_no_false_leak(tmp_path, caplog):
+    path = tmp_path / "c.yaml"
+    recorder = Recorder(path, key=KEY)
+    recorder.open()
+    recorder.record(oauth_exchange())
+    # A six-digit account number that happens to be spelled in the client's fingerprint.
+    digest = Fingerprinter(KEY)(CLIENT_ID)
+    number = next(digest[i:i + 6] for i in range(len(digest) - 5))
+    api = Exchange("api", "https://wwwcie.ups.com/api/x",
+                   Request("GET", "wwwcie.ups.com", "/api/x", "", (("AccountNumber", number),)),
+                   Response(200, JSON, b"{}"))
+    with caplog.at_level("WARNING", logger="upsproxy.recorder"):
+        assert recorder.record(api) == 2
+    assert "fingerprint of <<client_id:1>> left out" in caplog.text and number not in caplog.text
+    text = path.read_text()
+    assert digest not in text and "<<client_id:1>>: " not in text
+    assert load_cassette(path).interactions[1].request.header("accountnumber") == \
+        "<<personal:1>>"
+    # A real leak is still one.
+    hidden = base64.b64encode(f"x {number} y".encode()).decode()
+    leaking = Exchange("api", "https://wwwcie.ups.com/api/y",
+                       Request("GET", "wwwcie.ups.com", "/api/y"),
+                       Response(200, (("Content-Type", "text/plain"),), hidden.encode()))
+    with pytest.raises(LeakError):
+        recorder.record(leaking)
+    assert path.read_text() == text
+
+
+def test_broken_fingerprints_are_a_clear_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nmeta:\n  fingerprints: [1, 2]\ninteractions: []\n")
+    with pytest.raises(CassetteError, match=r"meta\.fingerprints must map"):
+        Recorder(path, mode="append", key=KEY).open()
+
+
+@pytest.mark.parametrize("depth", [400, 5000])  # past the redactor's walk / past json.loads
+def test_json_nested_too_deep_is_left_out_and_recording_goes_on(tmp_path, depth):
+    """Found by scripts/soak_redaction.py: one such answer used to wedge the session."""
+    recorder = Recorder(tmp_path / "c.yaml")
+    recorder.open()
+    assert recorder.record(token_exchange()) == 1
+    deep = token_exchange()
+    deep = Exchange(deep.kind, deep.url, deep.request,
+                    Response(200, JSON, b"[" * depth + b"]" * depth))
+    with pytest.raises(UnrecordableError, match="nested too deep"):
+        recorder.record(deep)
+    assert len(load_cassette(tmp_path / "c.yaml").interactions) == 1
+    assert recorder.record(token_exchange(access="at-" + "z" * 20)) == 2
+    assert len(load_cassette(tmp_path / "c.yaml").interactions) == 2

@@ -1,7 +1,14 @@
 """Unit tests of upsproxy.redact: placeholders by structure, identity everywhere."""
 
 import base64
+import os
+import stat
 
+import pytest
+
+from upsproxy import fingerprint
+from upsproxy.errors import StartupError
+from upsproxy.fingerprint import FINGERPRINT_HEX, KEY_FILE, Fingerprinter, load_recording_key
 from upsproxy.redact import Redactor, encodings
 from upsproxy.redact_rules import RedactRules, parse_rules
 
@@ -101,3 +108,102 @@ def test_a_secret_encoded_twice_is_substituted():
     nested = "https://www.ups.com/lasso?returnto=" + quote("https://u.test/a?state="
                                                            + quote("st +/=9", safe=""), safe="")
     assert "<<state:1>>" in red.substitute(nested)
+
+
+# -- keyed fingerprints: identity across recording sessions ------------------------------
+
+KEY = bytes(range(32))
+
+
+def test_a_fingerprinted_value_gets_its_earlier_placeholder_back():
+    fingerprint = Fingerprinter(KEY)
+    first = Redactor(fingerprint=fingerprint)
+    assert first.placeholder("client_id", "CLIENT-ONE") == "<<client_id:1>>"
+    assert first.placeholder("refresh_token", "rt-issued-in-session-1") == "<<refresh_token:1>>"
+    known = dict(first.fingerprints)
+    assert set(known) == {"<<client_id:1>>", "<<refresh_token:1>>"}
+
+    second = Redactor(start={"client_id": 1, "refresh_token": 1}, fingerprint=fingerprint,
+                      known=known)
+    # The same values, in another place and even under another kind: the old placeholder.
+    assert second.url("https://u.test/a?client_id=CLIENT-ONE") == \
+        "https://u.test/a?client_id=<<client_id:1>>"
+    assert second.form({"refresh_token": "rt-issued-in-session-1"}) == {
+        "refresh_token": "<<refresh_token:1>>"}
+    assert second.placeholder("personal", "CLIENT-ONE") == "<<client_id:1>>"
+    assert second.secrets()["CLIENT-ONE"] == "client_id"  # still guarded, by its first kind
+    assert "CLIENT-ONE" in second.client_ids
+    # New values are numbered after the file's, and fingerprinted too.
+    assert second.placeholder("client_id", "CLIENT-TWO") == "<<client_id:2>>"
+    assert second.fingerprints == {**known, "<<client_id:2>>": fingerprint("CLIENT-TWO")}
+    assert second.substitute("echo CLIENT-ONE") == "echo <<client_id:1>>"
+
+
+def test_without_the_key_or_with_another_one_values_are_new():
+    first = Redactor(fingerprint=Fingerprinter(KEY))
+    first.placeholder("client_id", "CLIENT-ONE")
+    other = Redactor(start={"client_id": 1}, fingerprint=Fingerprinter(b"\xff" * 32),
+                     known=first.fingerprints)
+    assert other.placeholder("client_id", "CLIENT-ONE") == "<<client_id:2>>"
+    plain = Redactor(start={"client_id": 1}, known=first.fingerprints)
+    assert plain.placeholder("client_id", "CLIENT-ONE") == "<<client_id:2>>"
+    assert plain.fingerprints == first.fingerprints  # kept, not extended: no key
+
+
+def test_a_forgotten_fingerprint_is_no_longer_stored_or_matched():
+    red = Redactor(fingerprint=Fingerprinter(KEY))
+    red.placeholder("personal", "123456")
+    red.forget_fingerprint("<<personal:1>>")
+    assert red.fingerprints == {}
+    assert red.placeholder("personal", "123456") == "<<personal:1>>"  # in-session identity
+    red.forget_fingerprint("<<personal:9>>")  # unknown: nothing happens
+
+
+def test_fingerprints_are_keyed_short_hex_and_say_nothing_of_the_value():
+    one, two = Fingerprinter(KEY), Fingerprinter(bytes(32))
+    value = "Sx+/=:@ %\"\\q9999"
+    digest = one(value)
+    assert digest == one(value) and digest != two(value) and digest != one(value + "x")
+    assert len(digest) == FINGERPRINT_HEX == 30 and set(digest) <= set("0123456789abcdef")
+    assert not any(spelled in digest for spelled in encodings(value))
+    assert one("\ud800 lone surrogate")  # JSON allows those; they are fingerprinted too
+    assert one.key_id.startswith("key-") and one.key_id != two.key_id
+    assert KEY.hex() not in repr(one) and one.key_id in repr(one)
+    with pytest.raises(ValueError):
+        Fingerprinter(b"short")
+
+
+def test_the_recording_key_is_made_once_private_and_checked(tmp_path):
+    confdir = tmp_path / "new" / "conf"
+    key = load_recording_key(confdir)
+    path = confdir / KEY_FILE
+    assert len(key) == 32 and path.read_bytes() == key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(confdir.stat().st_mode) & 0o077 == 0
+    assert load_recording_key(confdir) == key  # made once, then reused
+    assert load_recording_key(str(confdir)) == key
+    assert [p.name for p in confdir.iterdir()] == [KEY_FILE]  # no temp file left
+    assert load_recording_key(tmp_path / "other") != key  # random per confdir
+    path.write_bytes(b"truncated")
+    with pytest.raises(StartupError, match="not a 32-byte upsproxy recording key"):
+        load_recording_key(confdir)
+    os.chmod(confdir, 0o500)
+    try:
+        if os.geteuid() != 0:  # root writes anyway
+            with pytest.raises(StartupError, match="cannot write the recording key"):
+                load_recording_key(confdir / "sub")
+    finally:
+        os.chmod(confdir, 0o700)
+
+
+def test_a_key_made_meanwhile_by_another_process_wins(tmp_path, monkeypatch):
+    theirs = b"t" * 32
+    real_link = os.link
+
+    def racing_link(src, dst):  # the other process links its key first
+        (tmp_path / fingerprint.KEY_FILE).write_bytes(theirs)
+        return real_link(src, dst)
+
+    monkeypatch.setattr(fingerprint.os, "link", racing_link)
+    assert fingerprint.load_recording_key(tmp_path) == theirs
+    assert [p.name for p in tmp_path.iterdir()] == [fingerprint.KEY_FILE]

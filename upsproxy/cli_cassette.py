@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from upsproxy.cli_common import DEFAULT_CONFDIR
 from upsproxy.errors import CassetteError, UpsproxyError
 
 __all__ = ["cassette"]
@@ -93,15 +94,22 @@ def _token(shape: object) -> str:
               show_default=True, help="As for `upsproxy record`.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML config whose redact: section extends the redaction rules.")
-def import_(flows: Path, output: Path, mode: str, config: Path | None) -> None:
+@click.option("--confdir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_CONFDIR, envvar="UPSPROXY_CONFDIR", show_default=True,
+              help="Where upsproxy keeps its recording key, as for `upsproxy record`: "
+                   "with the same key, --mode append gives a value recorded or imported "
+                   "before its old placeholder.")
+def import_(flows: Path, output: Path, mode: str, config: Path | None, confdir: Path) -> None:
     """Convert a mitmproxy flow file (mitmdump -w) or a HAR file into a redacted cassette.
 
     Only UPS exchanges are kept (the OAuth endpoints, the sign-in page and
     /api/... calls on wwwcie.ups.com, onlinetools.ups.com and www.ups.com);
-    they are redacted and leak-guarded exactly as `upsproxy record` does.
+    they are redacted and leak-guarded exactly as `upsproxy record` does,
+    fingerprints included.
     """
     from upsproxy.config import load_config
     from upsproxy.errors import LeakError
+    from upsproxy.fingerprint import load_recording_key
     from upsproxy.har import looks_like_har, read_har
     from upsproxy.recorder import Exchange, Recorder
     from upsproxy.redact_rules import RedactRules
@@ -134,8 +142,12 @@ def import_(flows: Path, output: Path, mode: str, config: Path | None) -> None:
         upstream = upstream or f"https://{host if kind != 'login' else 'wwwcie.ups.com'}"
         url = f"https://{host}{request.path}" + (f"?{request.query}" if request.query else "")
         exchanges.append(Exchange(kind, url, request, response))
+    try:
+        key = load_recording_key(confdir)
+    except UpsproxyError as exc:
+        raise click.ClickException(str(exc)) from None
     recorder = Recorder(output, mode=mode, upstream=upstream or "https://wwwcie.ups.com",
-                        rules=rules, meta={"imported_from": flows.name})
+                        rules=rules, meta={"imported_from": flows.name}, key=key)
     try:
         recorder.open()
         for exchange in exchanges:

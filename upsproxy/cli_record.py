@@ -47,7 +47,8 @@ replay` does not load the whole recorder at start-up (tests keep them equal)."""
 @confdir_option
 @click.option("--mode", type=click.Choice(MODES), default="new", show_default=True,
               help="new: refuse an existing file; append: add to it (existing placeholders "
-                   "keep their meaning); overwrite: replace it.")
+                   "keep their meaning, and a value recorded before with this confdir's "
+                   "recording key keeps its placeholder); overwrite: replace it.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML config; its redact: section adds or relaxes personal-data rules.")
 @faults_option
@@ -79,7 +80,7 @@ def record(cassette: Path | None, upstream: str, upstream_ca: Path | None,
     except UpsproxyError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        recorder = build_recorder(str(path), upstream, mode, config_path)
+        recorder = build_recorder(str(path), upstream, mode, config_path, confdir)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--upstream") from None
     except UpsproxyError as exc:

@@ -6,7 +6,8 @@
      │    ├── ConfigError
      │    ├── StateFileError   a --state file that is not SQLite, damaged, or foreign
      │    ├── FaultRuleError   a fault rule file or --fault shorthand that cannot be used
-     │    └── LeakError        a cassette write would have put a secret on disk
+     │    ├── LeakError        a cassette write would have put a secret on disk
+     │    └── UnrecordableError  one exchange cannot be redacted (JSON nested too deep)
      └── StartupError         the proxy could not start (port in use, ...)
 
 Messages name the file, the line, the field and what to do; they never quote a
@@ -17,7 +18,7 @@ answers, built by ``upsproxy.envelopes``.
 from __future__ import annotations
 
 __all__ = ["CassetteError", "ConfigError", "FaultRuleError", "FileProblem", "LeakError",
-           "StartupError", "StateFileError", "UpsproxyError"]
+           "StartupError", "StateFileError", "UnrecordableError", "UpsproxyError"]
 
 
 class UpsproxyError(Exception):
@@ -58,6 +59,12 @@ class LeakError(FileProblem):
         self.where = where
         super().__init__(path, f"leak guard: a {kind} value ({encoding}) would be written at "
                          f"{where}; nothing was written", line)
+
+
+class UnrecordableError(FileProblem):
+    """One exchange could not be redacted safely (a JSON body nested deeper than the
+    redactor can walk): it is left out, the file keeps its last good content and
+    later exchanges still record."""
 
 
 class StartupError(UpsproxyError):

@@ -11,7 +11,11 @@ leaves a file that loads and holds every exchange completed before.
 Modes: ``new`` refuses an existing file, ``overwrite`` replaces it, ``append``
 continues it: its interactions stay as they are and new placeholders are
 numbered after the highest of each kind already in the file, so no existing
-``<<kind:N>>`` changes meaning.
+``<<kind:N>>`` changes meaning. A value an earlier session recorded keeps its
+placeholder: with a recording ``key`` (``upsproxy.fingerprint``) every
+placeholder's keyed fingerprint is kept in ``meta.fingerprints``, and an
+appending session with the same key maps a value it sees to the placeholder
+whose fingerprint it has. Sections of other keys are kept as they are.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from upsproxy.cassette_io import (
     write_atomic,
 )
 from upsproxy.envelopes import CATALOGUE
-from upsproxy.errors import CassetteError, LeakError
+from upsproxy.errors import CassetteError, LeakError, UnrecordableError
+from upsproxy.fingerprint import Fingerprinter
 from upsproxy.leak import check_text
 from upsproxy.messages import Request, Response
 from upsproxy.redact import PLACEHOLDER, Redactor
@@ -57,6 +62,9 @@ _SKIP_RESPONSE = frozenset({"date", "content-length", "transfer-encoding", "conn
                             "keep-alive", "content-encoding", "age", "expires"})
 _SHAPED = ("code", "refresh_token", "access_token")
 MAX_TEXT_BODY = 256 * 1024
+FINGERPRINTS = "fingerprints"
+"""The ``meta`` key: recording key id -> {placeholder: fingerprint}."""
+_FINGERPRINT_HIT = re.compile(r"meta\.fingerprints\.([^.]+)\.(<<[a-z_]+:[1-9][0-9]*>>)")
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,31 @@ def error_name(status: int, body: Any) -> str | None:
     return f"error_{safe}" if safe else "error"
 
 
+def _fingerprint_sections(meta: dict[str, Any], path: str) -> dict[str, dict[str, str]]:
+    """``meta.fingerprints`` of a cassette being appended to, checked."""
+    raw = meta.pop(FINGERPRINTS, None)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+            isinstance(key_id, str) and isinstance(section, dict)
+            and all(isinstance(k, str) and PLACEHOLDER.fullmatch(k) and isinstance(v, str)
+                    for k, v in section.items())
+            for key_id, section in raw.items()):
+        raise CassetteError(path, "meta.fingerprints must map recording key ids to "
+                            "{<<kind:N>>: fingerprint} mappings; remove it to append "
+                            "without recognising earlier values")
+    return {key_id: dict(section) for key_id, section in raw.items()}
+
+
+def _sorted_section(section: dict[str, str]) -> dict[str, str]:
+    """By kind, then number: an append adds lines at the end of each kind."""
+    def order(text: str) -> tuple[str, int]:
+        kind, _, number = text[2:-2].partition(":")
+        return kind, int(number)
+
+    return {text: section[text] for text in sorted(section, key=order)}
+
+
 def _max_numbers(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for kind, number in PLACEHOLDER.findall(text):
@@ -103,7 +136,9 @@ class Recorder:
     def __init__(self, path: str | Path, *, mode: str = "new",
                  upstream: str = "https://wwwcie.ups.com", rules: RedactRules | None = None,
                  now: Callable[[], float] = time.time,
-                 meta: dict[str, Any] | None = None) -> None:
+                 meta: dict[str, Any] | None = None, key: bytes | None = None) -> None:
+        """``key``: the recording key (``upsproxy.fingerprint.load_recording_key``);
+        without one, no fingerprint is made (and those in the file are kept)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         self.path = Path(path)
@@ -115,7 +150,10 @@ class Recorder:
         self.shapes: dict[str, Any] = {}
         self.meta: dict[str, Any] = {}
         self._extra_meta = dict(meta or {})
-        self.redactor = Redactor(self.rules)
+        self.fingerprinter = Fingerprinter(key) if key is not None else None
+        self._other_fingerprints: dict[str, dict[str, str]] = {}
+        """Sections of meta.fingerprints made with other recording keys, kept as read."""
+        self.redactor = self._new_redactor()
         self.recorded = 0
         """Interactions written by this session."""
         self._items: list[str] = []
@@ -141,30 +179,62 @@ class Recorder:
             self.meta["updated_at"] = stamp
             self.shapes = dict(data.get("shapes") or {})
             self.interactions = list(data.get("interactions") or [])
-            self.redactor = Redactor(self.rules, start=_max_numbers(text))
+            sections = _fingerprint_sections(self.meta, str(self.path))
+            ours = self.fingerprinter.key_id if self.fingerprinter is not None else None
+            known = sections.pop(ours, {}) if ours is not None else {}
+            self._other_fingerprints = sections
+            start = _max_numbers(text)
+            self.redactor = self._new_redactor(start, known)
+            if ours is not None and start and not known:
+                self._say_unrecognised(ours, sections)
             return
         self.meta = {"how": "recorded", "recorded_at": stamp, "upstream": self.upstream,
                      "tool": f"upsproxy {__version__}", **self._extra_meta}
         self._write()
+
+    def _new_redactor(self, start: dict[str, int] | None = None,
+                      known: dict[str, str] | None = None) -> Redactor:
+        return Redactor(self.rules, start, fingerprint=self.fingerprinter, known=known)
+
+    def _say_unrecognised(self, ours: str, others: dict[str, dict[str, str]]) -> None:
+        """The one log line of an append whose earlier values cannot be recognised."""
+        if others:
+            log.warning("%s: its fingerprints were made with another recording key (%s; "
+                        "this confdir's is %s): values recorded before get new placeholders",
+                        self.path, ", ".join(sorted(others)), ours)
+        else:
+            log.warning("%s: has no fingerprints (recorded by an older upsproxy or without a "
+                        "recording key): values recorded before get new placeholders",
+                        self.path)
 
     # -- recording --------------------------------------------------------------------------
 
     def record(self, exchange: Exchange) -> int:
         """Add one exchange and rewrite the file; returns its 1-based number.
 
-        On LeakError nothing is written and the exchange is dropped, so the
-        file keeps its last good content and later exchanges still record."""
-        interaction = self._interaction(exchange)
+        On LeakError or UnrecordableError nothing is written and the exchange is
+        dropped, so the file keeps its last good content and later exchanges
+        still record."""
+        try:
+            interaction = self._interaction(exchange)
+        except RecursionError:
+            raise self._unrecordable() from None
         self._learn_shapes(_samples(exchange))
         self.interactions.append(interaction)
         try:
             self._write()
-        except LeakError:
+        except BaseException as exc:  # whatever failed, the session stays consistent
             self.interactions.pop()
             del self._items[len(self.interactions):]
+            if isinstance(exc, RecursionError):
+                raise self._unrecordable() from None
             raise
         self.recorded += 1
         return len(self.interactions)
+
+    def _unrecordable(self) -> UnrecordableError:
+        return UnrecordableError(str(self.path), "an exchange with JSON nested too deep to "
+                                 "redact was left out; nothing was written for it")
 
     def _write(self) -> None:
         for n, interaction in enumerate(self.interactions):
@@ -177,12 +247,51 @@ class Recorder:
                     self._items[n] = item
                 else:
                     self._items.append(item)
-        document: dict[str, Any] = {"version": 1, "meta": self.meta}
-        if self.shapes:
-            document["shapes"] = {k: self.shapes[k] for k in _SHAPED if k in self.shapes}
-        text = dump_cassette(document, items=self._items)
-        check_text(text, self.redactor.secrets(), str(self.path))
+        shapes = {k: self.shapes[k] for k in _SHAPED if k in self.shapes}
+        while True:
+            document: dict[str, Any] = {"version": 1, "meta": self._meta()}
+            if shapes:
+                document["shapes"] = shapes
+            text = dump_cassette(document, items=self._items)
+            try:
+                check_text(text, self.redactor.secrets(), str(self.path))
+            except LeakError as exc:
+                if not self._drop_fingerprint(exc):
+                    raise
+                continue
+            break
         write_atomic(self.path, text)
+
+    def _meta(self) -> dict[str, Any]:
+        """``meta`` with the fingerprints last: their own block at the end of it."""
+        sections = {k: v for k, v in self._other_fingerprints.items() if v}
+        if self.fingerprinter is not None and self.redactor.fingerprints:
+            sections[self.fingerprinter.key_id] = self.redactor.fingerprints
+        meta = {k: v for k, v in self.meta.items() if k != FINGERPRINTS}
+        if sections:
+            meta[FINGERPRINTS] = {key_id: _sorted_section(sections[key_id])
+                                  for key_id in sorted(sections)}
+        return meta
+
+    def _drop_fingerprint(self, exc: LeakError) -> bool:
+        """A secret of this session that happens to be spelled inside a fingerprint
+        (a six-digit account number in 30 hex digits): not a leak, as fingerprints
+        are HMACs, but the guard is not told so. That fingerprint goes instead;
+        its value keeps its placeholder, only a later append will not recognise it."""
+        hit = _FINGERPRINT_HIT.fullmatch(exc.where)
+        if hit is None:
+            return False
+        key_id, text = hit.groups()
+        if self.fingerprinter is not None and key_id == self.fingerprinter.key_id:
+            if text not in self.redactor.fingerprints:
+                return False
+            self.redactor.forget_fingerprint(text)
+        elif self._other_fingerprints.get(key_id, {}).pop(text, None) is None:
+            return False
+        log.warning("%s: fingerprint of %s left out: it happens to spell a secret of this "
+                    "session (a later append will give that value a new placeholder)",
+                    self.path, text)
+        return True
 
     def _learn_shapes(self, answered: dict[str, str]) -> None:
         """Shapes come from what UPS issued (a code in a redirect, tokens in a 200

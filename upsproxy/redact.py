@@ -8,6 +8,12 @@ steps: a substitution pass that replaces them (in every encoding) wherever
 else they turn up, and the leak guard (``upsproxy.leak``) that refuses a
 write if one survived anyway.
 
+Across sessions (``--mode append``) identity rests on keyed fingerprints
+(``upsproxy.fingerprint``): given a ``fingerprint`` function and the
+fingerprints an earlier session stored (``known``), a value seen before gets
+its earlier placeholder back; every new placeholder's fingerprint is kept in
+``fingerprints`` for the recorder to store.
+
 Structure decides first: headers by name (case-insensitive), URL query
 parameters, form fields and JSON members by their decoded names; personal
 fields of API bodies by ``upsproxy.redact_rules``. Values are never guessed
@@ -20,7 +26,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
@@ -77,10 +83,24 @@ class Redactor:
     """One recording session's placeholders; raw values live only in this object."""
 
     def __init__(self, rules: RedactRules | None = None,
-                 start: dict[str, int] | None = None) -> None:
+                 start: dict[str, int] | None = None, *,
+                 fingerprint: Callable[[str], str] | None = None,
+                 known: Mapping[str, str] | None = None) -> None:
+        """``start``: kind -> highest number already used. ``fingerprint``: the
+        keyed fingerprint of a raw value; ``known``: placeholder -> fingerprint
+        (under the same key) from earlier sessions of the cassette."""
         self.rules = rules or RedactRules()
         self._next = dict(start or {})
         self._by_value: dict[str, str] = {}
+        self._fingerprint = fingerprint
+        self.fingerprints: dict[str, str] = {
+            text: digest for text, digest in (known or {}).items()
+            if PLACEHOLDER.fullmatch(text)}
+        """placeholder -> fingerprint: the earlier sessions' and this one's."""
+        self._known: dict[str, str] = {}
+        """fingerprint -> placeholder, for lookups."""
+        for text, digest in self.fingerprints.items():
+            self._known.setdefault(digest, text)
         self.kinds: dict[str, str] = {}
         """raw value -> kind, for the leak guard's messages."""
         self.first: dict[str, str] = {}
@@ -97,9 +117,18 @@ class Redactor:
             return self._by_value[value]
         if PLACEHOLDER.fullmatch(value):
             return value  # already redacted (an appended file's own placeholders)
-        n = self._next.get(kind, 0) + 1
-        self._next[kind] = n
-        text = f"<<{kind}:{n}>>"
+        digest = self._fingerprint(value) if self._fingerprint is not None else None
+        earlier = self._known.get(digest) if digest is not None else None
+        if earlier is not None:
+            text = earlier  # seen by an earlier session: its placeholder, its kind
+            kind = earlier[2:earlier.index(":")]
+        else:
+            n = self._next.get(kind, 0) + 1
+            self._next[kind] = n
+            text = f"<<{kind}:{n}>>"
+            if digest is not None:
+                self.fingerprints[text] = digest
+                self._known[digest] = text
         self._by_value[value] = text
         self.kinds[value] = kind
         self.first.setdefault(kind, value)
@@ -107,6 +136,13 @@ class Redactor:
             self.client_ids.add(value)
         self._pattern = None
         return text
+
+    def forget_fingerprint(self, text: str) -> None:
+        """Stop storing the fingerprint of placeholder ``text`` (its value keeps
+        the placeholder in this session; a later session will not know it)."""
+        digest = self.fingerprints.pop(text, None)
+        if digest is not None and self._known.get(digest) == text:
+            del self._known[digest]
 
     def remember(self, kind: str, value: str) -> None:
         """Treat ``value`` as secret without placing it (a JWT's personal claims)."""
