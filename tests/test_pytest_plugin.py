@@ -19,8 +19,8 @@ def test_a_mistyped_marker_argument_fails_the_test_with_the_known_names(pytester
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines([
-        "*unknown argument(s) autoapprove; known: access_ttl, auto_approve, cassette, code_ttl, "
-        "config, faults, refresh_ttl, state*",
+        "*unknown argument(s) autoapprove; known: access_ttl, auto_approve, block_other_hosts, "
+        "cassette, code_ttl, config, faults, refresh_ttl, state*",
         "*auto_approve must be True or False*",
     ])
 
