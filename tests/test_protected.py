@@ -50,3 +50,12 @@ def test_a_miss_logs_the_closest_calls_and_why(caplog):
     assert miss.status == 404 and miss.rule == "api.no_recorded_match"
     assert "closest: #10 GET https://wwwcie.ups.com/api/track/v1/details/1Z023E2X0214323462 " \
            "(query: missing returnSignature)" in caplog.text
+
+
+def test_a_recorded_401_is_never_the_answer_to_a_valid_token():
+    """The bundled cassette's named ``invalid_token`` call: a fault preset, not a route."""
+    sandbox = make_sandbox()
+    token = access_token(sandbox)
+    resp = call(sandbox, token, path="/api/track/v1/details/1Z023E2X0214323470")
+    assert resp.status == 404 and resp.rule == "api.no_recorded_match"
+    assert "invalid_token" in sandbox.faults.presets

@@ -78,6 +78,11 @@ class ProtectedApi:
         self._recorded: list[tuple[Wanted, _Recorded]] = []
         self._by_route: dict[tuple[str, int], list[tuple[Wanted, _Recorded]]] = {}
         for interaction in cassette.of_kind("api"):
+            if interaction.response.status == 401:
+                # Who is authenticated is the sandbox's own decision (the bearer
+                # check above); a recorded 401 is kept as a named error for
+                # faults, never the answer to a call with a valid token.
+                continue
             req = interaction.request
             wanted = wanted_from_recorded(req.method, req.url, req.body)
             entry = (wanted, _Recorded(interaction, recorded_ms))
