@@ -38,7 +38,7 @@ def _address_option(ctx: click.Context, param: click.Parameter, value: str) -> t
 
 confdir_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     "--confdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_CONFDIR,
-    envvar="UPSPROXY_CONFDIR", show_default=True,
+    envvar="UPSPROXY_CONFDIR", show_default=True, show_envvar=True,
     help="Where upsproxy keeps its CA, JWT signing key and recording key (never "
          "mitmproxy's own ~/.mitmproxy).")
 

@@ -102,6 +102,7 @@ def _show(payload: object) -> None:
 
 @click.group()
 @click.option("--url", envvar="UPSPROXY_URL", default=DEFAULT_URL, show_default=True,
+              show_envvar=True,
               help="The sandbox's reverse listener (the `base URL` `upsproxy replay` printed).")
 @click.pass_context
 def ctl(ctx: click.Context, url: str) -> None:
