@@ -808,6 +808,8 @@ def measure_addon(n: int, sandbox: Any) -> dict[str, float]:
     from mitmproxy.test import tflow
     from upsproxy.addons.replay import Replay
 
+    from upsproxy.cli_common import _SecondsFormatter
+
     addon = Replay(sandbox)
     request = http.Request.make("POST", UPS_ORIGIN + TOKEN_PATH, token_body(FIXED_CODE),
                                 REQUEST_HEADERS)
@@ -822,7 +824,7 @@ def measure_addon(n: int, sandbox: Any) -> dict[str, float]:
     out: dict[str, float] = {}
     with open(os.devnull, "w") as sink:
         handler = logging.StreamHandler(sink)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(_SecondsFormatter("%(asctime)s %(message)s", "%H:%M:%S"))
         root = logging.getLogger("upsproxy")
         old = root.handlers[:], root.level, root.propagate
         root.handlers[:], root.propagate = [handler], False

@@ -60,14 +60,30 @@ def faults_banner(rules: list[dict[str, Any]], reverse_url: str | None) -> None:
                    f"(control API {reverse_url}/_upsproxy/faults)", err=True)
 
 
+class _SecondsFormatter(logging.Formatter):
+    """Formats the time stamp once per second, not once per line: under load the
+    exchange log writes thousands of lines a second with the same ``HH:MM:SS``."""
+
+    _second: int | None = None
+    _text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._text = super().formatTime(record, datefmt)
+            self._second = second
+        return self._text
+
+
 def _setup_logging(verbose: bool) -> None:
     faulthandler.enable()  # a crash in a native extension still leaves a trace
     # Records need none of these, and gathering them (a stack walk for the
     # caller, thread and process names) was most of the log line's cost.
     logging._srcfile = None  # the logging HOWTO's own advice for speed
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # 3.12: a task lookup per record
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(_SecondsFormatter("%(asctime)s %(message)s", "%H:%M:%S"))
     root = logging.getLogger("upsproxy")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
