@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-from fake_ups import CLIENT, SECRET, FakeUps
+from fake_ups import CLIENT, SECRET
 from recording import App, NoRedirects, RecordProc, leaks
 from test_cli import UPSPROXY, run
 
@@ -26,13 +26,6 @@ from upsproxy.fingerprint import KEY_FILE, Fingerprinter
 
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
-
-
-@pytest.fixture
-def fake(tmp_path):
-    server = FakeUps().start(tmp_path / "fake-ca.pem")
-    yield server
-    server.stop()
 
 
 def app_for(recorder: RecordProc) -> App:

@@ -397,15 +397,6 @@ def fake(tmp_path):
     server.stop()
 
 
-@pytest.fixture
-def recorder(fake, tmp_path):
-    proc = RecordProc(tmp_path / "rec.yaml", upstream=fake.url, upstream_ca=fake.ca_path,
-                      confdir=tmp_path / "rec-conf")
-    yield proc
-    if proc.proc.poll() is None:
-        proc.stop()
-
-
 def recording_app(recorder: RecordProc) -> App:
     session = no_env_session()
     session.proxies = {"https": recorder.proxy_url}

@@ -9,26 +9,10 @@ import ssl
 import httpx
 import pytest
 import requests
-from fake_ups import ACCESS_TTL, CLIENT, REFRESH_TTL, TOKEN_KEYS, FakeUps
+from fake_ups import ACCESS_TTL, CLIENT, REFRESH_TTL, TOKEN_KEYS
 from recording import App, NoRedirects, RecordProc, leaks
 
 from upsproxy.cassette import load_cassette
-
-
-@pytest.fixture
-def fake(tmp_path):
-    server = FakeUps().start(tmp_path / "fake-ca.pem")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def recorder(fake, tmp_path):
-    proc = RecordProc(tmp_path / "rec.yaml", upstream=fake.url, upstream_ca=fake.ca_path,
-                      confdir=tmp_path / "conf")
-    yield proc
-    if proc.proc.poll() is None:
-        proc.stop()
 
 
 def requests_app(recorder: RecordProc, api: str | None = None) -> App:

@@ -8,20 +8,13 @@ import time
 
 import pytest
 import requests
-from fake_ups import CALLBACK, CLIENT, SECRET, FakeUps
+from fake_ups import CALLBACK, CLIENT, SECRET
 from recording import RecordProc
 
 from upsproxy.cassette import load_cassette
 
 TOKEN = "/security/v1/oauth/token"
 FORM = {"grant_type": "authorization_code", "code": "not-a-code", "redirect_uri": CALLBACK}
-
-
-@pytest.fixture
-def fake(tmp_path):
-    server = FakeUps().start(tmp_path / "fake-ca.pem")
-    yield server
-    server.stop()
 
 
 def start(fake, tmp_path, *faults: str) -> RecordProc:

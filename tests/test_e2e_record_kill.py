@@ -6,19 +6,11 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 import requests
-from fake_ups import CLIENT, FakeUps
+from fake_ups import CLIENT
 from recording import RecordProc
 
 from upsproxy.cassette import load_cassette
-
-
-@pytest.fixture
-def fake(tmp_path):
-    server = FakeUps().start(tmp_path / "fake-ca.pem")
-    yield server
-    server.stop()
 
 
 def _client(recorder: RecordProc, done: list[int], stop: threading.Event) -> None:

@@ -22,22 +22,6 @@ PROBE = "probe-7f3c9a1e-not-ups"
 """A value that must never appear in the cassette or the recorder's log."""
 
 
-@pytest.fixture
-def fake(tmp_path):
-    server = FakeUps().start(tmp_path / "fake-ca.pem")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def recorder(fake, tmp_path):
-    proc = RecordProc(tmp_path / "rec.yaml", upstream=fake.url, upstream_ca=fake.ca_path,
-                      confdir=tmp_path / "conf")
-    yield proc
-    if proc.proc.poll() is None:
-        proc.stop()
-
-
 class _Echo(BaseHTTPRequestHandler):
     """Answers with the request head exactly as it arrived."""
 
