@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from upsproxy import fingerprint
+from upsproxy import fingerprint, keyfiles
 from upsproxy.errors import StartupError
 from upsproxy.fingerprint import FINGERPRINT_HEX, KEY_FILE, Fingerprinter, load_recording_key
 from upsproxy.redact import Redactor, encodings
@@ -204,6 +204,6 @@ def test_a_key_made_meanwhile_by_another_process_wins(tmp_path, monkeypatch):
         (tmp_path / fingerprint.KEY_FILE).write_bytes(theirs)
         return real_link(src, dst)
 
-    monkeypatch.setattr(fingerprint.os, "link", racing_link)
+    monkeypatch.setattr(keyfiles.os, "link", racing_link)
     assert fingerprint.load_recording_key(tmp_path) == theirs
     assert [p.name for p in tmp_path.iterdir()] == [fingerprint.KEY_FILE]

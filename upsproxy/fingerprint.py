@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
-import tempfile
 from pathlib import Path
 
 from upsproxy.errors import StartupError
+from upsproxy.keyfiles import create_private_file
 
 __all__ = ["FINGERPRINT_HEX", "KEY_BYTES", "KEY_FILE", "Fingerprinter", "load_recording_key"]
 
@@ -80,19 +79,8 @@ def load_recording_key(confdir: str | Path) -> bytes:
         return key
     key = secrets.token_bytes(KEY_BYTES)
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".recording-key-", dir=directory)  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(key)
-                out.flush()
-                os.fsync(out.fileno())
-            # A hard link never replaces: when another upsproxy made the key
-            # meanwhile, both use that one.
-            os.link(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except FileExistsError:
+        create_private_file(path, key)
+    except FileExistsError:  # another upsproxy made it meanwhile: use that one
         return load_recording_key(directory)
     except OSError as exc:
         raise StartupError(f"cannot write the recording key {path}: {exc.strerror}") from None

@@ -25,8 +25,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -36,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from upsproxy.errors import StartupError
+from upsproxy.keyfiles import create_private_file
 from upsproxy.shapes import SUPPORTED_ALGS
 
 __all__ = ["KEY_FILE", "SUPPORTED_ALGS", "JwtSigner", "key_bits_for", "load_signer"]
@@ -145,19 +144,8 @@ def _key_from_dir(confdir: Path, bits: int) -> rsa.RSAPrivateKey:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     try:
-        confdir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".jwt-key-", dir=confdir)  # mkstemp: mode 0600
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(pem)
-                out.flush()
-                os.fsync(out.fileno())
-            # A hard link never replaces: when another upsproxy made the key
-            # meanwhile, both use that one.
-            os.link(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except FileExistsError:
+        create_private_file(path, pem)
+    except FileExistsError:  # another upsproxy made it meanwhile: use that one
         return _key_from_dir(confdir, bits)
     except OSError as exc:
         raise StartupError(f"cannot write the JWT key {path}: {exc.strerror}") from None
