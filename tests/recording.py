@@ -8,40 +8,25 @@ import hashlib
 import json
 import re
 import secrets as rnd
-import signal
-import subprocess
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
+from children import Child
 from fake_ups import CALLBACK, CLIENT, SECRET
-from test_cli import UPSPROXY
 
 UPS = "https://wwwcie.ups.com"
 
 
-class RecordProc:
+class RecordProc(Child):
     """`upsproxy record` in a child process; waits for its banner."""
 
     def __init__(self, cassette: Path, *, upstream: str, upstream_ca: Path | None,
                  confdir: Path, extra: tuple[str, ...] = ()) -> None:
         self.cassette = cassette
         ca = ("--upstream-ca", str(upstream_ca)) if upstream_ca else ()
-        self.proc = subprocess.Popen(
-            [*UPSPROXY, "record", "--cassette", str(cassette), "--upstream", upstream,
-             *ca, "--listen", "127.0.0.1:0",
-             "--reverse-listen", "127.0.0.1:0", "--confdir", str(confdir), *extra],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        self.banner = ""
-        deadline = time.monotonic() + 30
-        while "Ctrl-C" not in self.banner:
-            line = self.proc.stderr.readline()
-            if not line or time.monotonic() > deadline:
-                self.proc.kill()
-                raise AssertionError(f"record did not start: {self.banner}")
-            self.banner += line
-        self.proxy_url = re.search(r"proxy\s+(http://\S+)", self.banner).group(1)
-        self.base_url = re.search(r"base URL\s+(http://\S+)", self.banner).group(1)
+        super().__init__("record", "--cassette", str(cassette), "--upstream", upstream, *ca,
+                         "--listen", "127.0.0.1:0", "--reverse-listen", "127.0.0.1:0",
+                         "--confdir", str(confdir), *extra)
         self.ca = confdir / "mitmproxy-ca-cert.pem"
 
     def kill(self) -> None:
@@ -51,13 +36,9 @@ class RecordProc:
         self.proc.stderr.close()
 
     def stop(self) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rest = self.proc.communicate(timeout=15)[1]
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        return self.proc.returncode, self.banner + rest
+        """SIGTERM; the exit code and everything it printed, banner included."""
+        code, rest = super().stop()
+        return code, self.banner + rest
 
 
 def verifier_pair() -> tuple[str, str]:

@@ -5,49 +5,25 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
-
-BIN = Path(sys.executable).parent / "upsproxy"
-UPSPROXY = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "upsproxy"]
+from children import UPSPROXY, Child
 
 
 def run(*args, timeout=60):
     return subprocess.run([*UPSPROXY, *args], capture_output=True, text=True, timeout=timeout)
 
 
-class Replay:
-    """`upsproxy replay` in a child process; waits for its banner."""
+class Replay(Child):
+    """`upsproxy replay` on free loopback ports in a child process."""
 
     def __init__(self, *args, confdir):
-        self.proc = subprocess.Popen(
-            [*UPSPROXY, "replay", "--listen", "127.0.0.1:0", "--reverse-listen", "127.0.0.1:0",
-             "--confdir", str(confdir), *args],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        self.banner = ""
-        deadline = time.monotonic() + 30
-        while "Ctrl-C" not in self.banner:
-            line = self.proc.stderr.readline()
-            if not line or time.monotonic() > deadline:
-                self.proc.kill()
-                raise AssertionError(f"replay did not start: {self.banner}")
-            self.banner += line
-        self.proxy_url = re.search(r"proxy\s+(http://\S+)", self.banner).group(1)
-        self.base_url = re.search(r"base URL\s+(http://\S+)", self.banner).group(1)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rest = self.proc.communicate(timeout=15)[1]
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        return self.proc.returncode, rest
+        super().__init__("replay", "--listen", "127.0.0.1:0", "--reverse-listen",
+                         "127.0.0.1:0", "--confdir", str(confdir), *args)
 
 
 @pytest.fixture

@@ -17,9 +17,10 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from children import UPSPROXY
 from fake_ups import CLIENT, SECRET
 from recording import App, NoRedirects, RecordProc, leaks
-from test_cli import UPSPROXY, run
+from test_cli import run
 
 from upsproxy.cassette import load_cassette
 from upsproxy.fingerprint import KEY_FILE, Fingerprinter

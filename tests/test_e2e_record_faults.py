@@ -81,7 +81,7 @@ def test_rules_added_through_the_control_api_reset_the_connection(fake, tmp_path
 def test_a_bad_fault_is_refused_before_recording_starts(fake, tmp_path):
     import subprocess
 
-    from test_cli import UPSPROXY
+    from children import UPSPROXY
 
     out = subprocess.run([*UPSPROXY, "record", "--cassette", str(tmp_path / "r.yaml"),
                           "--upstream", fake.url, "--fault", "token:no_such_preset"],
