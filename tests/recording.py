@@ -11,6 +11,7 @@ import secrets as rnd
 from pathlib import Path
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
+import requests
 from children import Child
 from fake_ups import CALLBACK, CLIENT, SECRET
 
@@ -160,3 +161,14 @@ class NoRedirects:
 
     def post(self, url: str, **kw: object):  # type: ignore[no-untyped-def]
         return self.session.post(url, allow_redirects=False, timeout=10, **kw)  # type: ignore[attr-defined]
+
+
+def proxied_app(recorder: RecordProc, api: str | None = None) -> App:
+    """An app on requests whose UPS traffic goes through ``recorder``'s proxy,
+    trusting its CA (and nothing from the environment: REQUESTS_CA_BUNDLE would
+    override ``verify``)."""
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies = {"https": recorder.proxy_url}
+    session.verify = str(recorder.ca)
+    return App(NoRedirects(session), api or UPS)

@@ -19,7 +19,7 @@ import pytest
 import requests
 from children import UPSPROXY
 from fake_ups import CLIENT, SECRET
-from recording import App, NoRedirects, RecordProc, leaks
+from recording import RecordProc, leaks, proxied_app
 from test_cli import run
 
 from upsproxy.cassette import load_cassette
@@ -27,14 +27,6 @@ from upsproxy.fingerprint import KEY_FILE, Fingerprinter
 
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
-
-
-def app_for(recorder: RecordProc) -> App:
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies = {"https": recorder.proxy_url}
-    session.verify = str(recorder.ca)
-    return App(NoRedirects(session))
 
 
 def test_banner_and_clean_stop(fake, tmp_path):
@@ -93,13 +85,13 @@ def test_append_continues_numbering_and_keeps_the_old_interactions(fake, tmp_pat
     path = tmp_path / "c.yaml"
     first = RecordProc(path, upstream=fake.url, upstream_ca=fake.ca_path,
                        confdir=tmp_path / "conf")
-    app = app_for(first)
+    app = proxied_app(first)
     app.token_basic(app.code(state="first-state-0001"))
     assert first.stop()[0] == 0
     before = path.read_text()
     second = RecordProc(path, upstream=fake.url, upstream_ca=fake.ca_path,
                         confdir=tmp_path / "conf", extra=("--mode", "append"))
-    app2 = app_for(second)
+    app2 = proxied_app(second)
     app2.token_basic(app2.code(state="second-state-0002"))
     code, log = second.stop()
     assert code == 0 and "interactions recorded" in log
@@ -119,7 +111,7 @@ def test_config_redact_rules_extend_and_relax_the_defaults(fake, tmp_path):
                       "  patterns: ['SPRING\\w+']\n")
     recorder = RecordProc(tmp_path / "c.yaml", upstream=fake.url, upstream_ca=fake.ca_path,
                           confdir=tmp_path / "conf", extra=("--config", str(config)))
-    app = app_for(recorder)
+    app = proxied_app(recorder)
     access = app.token_basic(app.code(state="configured-state")).json()["access_token"]
     assert app.track(access).status_code == 200
     assert recorder.stop()[0] == 0

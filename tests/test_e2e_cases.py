@@ -24,7 +24,7 @@ import httpx
 import pytest
 import requests
 from factories import CALLBACK, CLIENT, SECRET, VERIFIER, authorize_params
-from recording import App, NoRedirects, RecordProc, leaks, verifier_pair
+from recording import leaks, proxied_app, verifier_pair
 from test_cli import Replay
 from ups_client import UPS, UpsClient, callback_params
 
@@ -397,15 +397,8 @@ def fake(tmp_path):
     server.stop()
 
 
-def recording_app(recorder: RecordProc) -> App:
-    session = no_env_session()
-    session.proxies = {"https": recorder.proxy_url}
-    session.verify = str(recorder.ca)
-    return App(NoRedirects(session))
-
-
 def test_c18_response_side_secrets_are_stable_placeholders_in_the_cassette(fake, recorder):
-    app = recording_app(recorder)
+    app = proxied_app(recorder)
     code = app.code(state="st c18/+=")
     first = app.token_basic(code)
     assert first.status_code == 200
@@ -449,7 +442,7 @@ def test_c18_response_side_secrets_are_stable_placeholders_in_the_cassette(fake,
 
 def test_c19_a_recorded_cassette_answers_fresh_pkce_values_in_any_field_order(
         fake, recorder, tmp_path):
-    recording_app(recorder).full_session()  # Basic and PKCE flows, refresh, errors, API
+    proxied_app(recorder).full_session()  # Basic and PKCE flows, refresh, errors, API
     assert recorder.stop()[0] == 0
     assert "code_verifier" in recorder.cassette.read_text()  # a PKCE exchange was recorded
     server = Replay(str(recorder.cassette), confdir=tmp_path / "replay-conf")

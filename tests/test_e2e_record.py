@@ -10,17 +10,9 @@ import httpx
 import pytest
 import requests
 from fake_ups import ACCESS_TTL, CLIENT, REFRESH_TTL, TOKEN_KEYS
-from recording import App, NoRedirects, RecordProc, leaks
+from recording import App, NoRedirects, RecordProc, leaks, proxied_app
 
 from upsproxy.cassette import load_cassette
-
-
-def requests_app(recorder: RecordProc, api: str | None = None) -> App:
-    session = requests.Session()
-    session.trust_env = False  # REQUESTS_CA_BUNDLE would override session.verify
-    session.proxies = {"https": recorder.proxy_url}
-    session.verify = str(recorder.ca)
-    return App(NoRedirects(session), api or "https://wwwcie.ups.com")
 
 
 def placeholders(text: str, kind: str) -> set[str]:
@@ -83,7 +75,7 @@ def test_requests_through_the_proxy_records_a_redacted_cassette(fake, recorder, 
 
 
 def test_a_recorded_cassette_replays_the_full_flow(fake, recorder, tmp_path):
-    requests_app(recorder).full_session()
+    proxied_app(recorder).full_session()
     assert recorder.stop()[0] == 0
     import factories
     from test_cli import Replay
@@ -152,7 +144,7 @@ def test_httpx_through_the_proxy(fake, recorder, http2):
 
 
 def test_the_reverse_listener_records_under_the_ups_host(fake, recorder):
-    app = requests_app(recorder, api=recorder.base_url)
+    app = proxied_app(recorder, api=recorder.base_url)
     app.full_session()
     assert recorder.stop()[0] == 0
     assert leaks(recorder.cassette.read_text(), fake.secrets | app.seen) == []
@@ -194,7 +186,7 @@ def test_the_upstream_certificate_is_verified(fake, tmp_path):
     """Without --upstream-ca the fake's test CA is not trusted: nothing is recorded."""
     recorder = RecordProc(tmp_path / "c.yaml", upstream=fake.url, upstream_ca=None,
                           confdir=tmp_path / "conf")
-    resp = requests_app(recorder).token_basic("some-code-value")
+    resp = proxied_app(recorder).token_basic("some-code-value")
     code, log = recorder.stop()
     assert resp.status_code == 502 and code == 0
     assert "NOT recorded: POST /security/v1/oauth/token: upstream failed" in log
@@ -216,7 +208,7 @@ def test_append_sessions_keep_the_client_and_refresh_token_placeholders(fake, tm
 
     path, confdir = tmp_path / "two-sessions.yaml", tmp_path / "conf"
     first = RecordProc(path, upstream=fake.url, upstream_ca=fake.ca_path, confdir=confdir)
-    app1 = requests_app(first)
+    app1 = proxied_app(first)
     issued = app1.token_basic(app1.code(state="session-one-state-1"))
     assert issued.status_code == 200, issued.text
     old_refresh = issued.json()["refresh_token"]
@@ -228,7 +220,7 @@ def test_append_sessions_keep_the_client_and_refresh_token_placeholders(fake, tm
 
     second = RecordProc(path, upstream=fake.url, upstream_ca=fake.ca_path, confdir=confdir,
                         extra=("--mode", "append"))
-    app2 = requests_app(second)
+    app2 = proxied_app(second)
     refreshed = app2.refresh(old_refresh)  # the token session 1 was issued
     assert refreshed.status_code == 200, refreshed.text
     assert app2.track(refreshed.json()["access_token"]).status_code == 200
@@ -283,7 +275,7 @@ def test_append_sessions_keep_the_client_and_refresh_token_placeholders(fake, tm
 
 def test_an_answer_nested_too_deep_is_left_out_and_recording_goes_on(fake, recorder):
     """The app still gets UPS's answer; the cassette keeps every other exchange."""
-    app = requests_app(recorder)
+    app = proxied_app(recorder)
     for depth in (400, 5000):
         resp = app.http.get(f"{recorder.base_url}/api/nested/{depth}")
         assert resp.status_code == 200 and len(resp.content) == 2 * depth

@@ -11,10 +11,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 import trustme
 from fake_ups import FakeUps
-from recording import App, NoRedirects, RecordProc
+from recording import RecordProc, proxied_app
 
 from upsproxy.cassette import load_cassette
 
@@ -96,14 +95,6 @@ def _get(conn, host: str) -> bytes:  # type: ignore[no-untyped-def]
     return data
 
 
-def _ups_session(recorder: RecordProc) -> App:
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies = {"https": recorder.proxy_url}
-    session.verify = str(recorder.ca)
-    return App(NoRedirects(session))
-
-
 def _assert_untouched(data: bytes, host: str) -> None:
     assert data.startswith(b"HTTP/1.1 200"), data[:200]
     assert b"X-Served-By: the-real-server" in data
@@ -139,7 +130,7 @@ def test_connect_to_a_non_ups_tls_server_is_tunnelled_untouched_and_unrecorded(
 
     127.0.0.1 is also the fake upstream's host, on another port: the recorder
     must not take any port of its upstream's host for UPS."""
-    app = _ups_session(recorder)
+    app = proxied_app(recorder)
     assert app.token_basic(app.code(state="s-1")).status_code == 200
     port = tls_server.server_address[1]
     context = ssl.create_default_context()
@@ -157,7 +148,7 @@ def test_connect_to_a_non_ups_plain_server_is_a_raw_tunnel_and_unrecorded(
         fake, recorder, plain_server):
     """Plain HTTP bytes inside the tunnel: an intercepting proxy would wait for a
     TLS ClientHello; a tunnel delivers them as sent."""
-    app = _ups_session(recorder)
+    app = proxied_app(recorder)
     assert app.token_basic(app.code(state="s-2")).status_code == 200
     port = plain_server.server_address[1]
     with _connect(recorder, f"localhost:{port}") as raw:
