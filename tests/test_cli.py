@@ -287,3 +287,19 @@ def test_replay_block_other_hosts_refuses_and_logs(tmp_path):
     finally:
         code, log = server.stop()
     assert code == 0 and "-> 403 other_host_blocked" in log
+
+
+@pytest.mark.parametrize("command", ["replay", "record"])
+def test_a_port_in_use_is_one_clear_line(command, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        extra = ("--cassette", str(tmp_path / "c.yaml")) if command == "record" else ()
+        out = run(command, "--listen", f"127.0.0.1:{port}", "--reverse-listen", "127.0.0.1:0",
+                  "--confdir", str(tmp_path / "conf"), *extra)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Error: HTTP(S) proxy failed to listen on 127.0.0.1:{port}")
+    assert last.endswith("Is another upsproxy running? Pick other ports, or 0 for free ones: "
+                         "--listen 127.0.0.1:0 --reverse-listen 127.0.0.1:0")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import re
 import shutil
 import signal
 import sys
@@ -22,14 +21,14 @@ import click
 from upsproxy import __version__
 from upsproxy.cli_common import (
     _address_option,
-    _exit_now,
     _setup_logging,
     confdir_option,
     fault_option,
     faults_banner,
     faults_option,
+    serve_until_stopped,
 )
-from upsproxy.errors import StartupError, UpsproxyError
+from upsproxy.errors import UpsproxyError
 
 REPLAY_REVERSE_TARGET = "http://wwwcie.ups.com:443"
 BODY_SIZE_LIMIT = "2m"
@@ -111,20 +110,9 @@ def replay(cassette: Path | None, listen: tuple[str, int], reverse_listen: tuple
             faults=tuple(map(str, fault_files)), fault_specs=fault_specs))
     except UpsproxyError as exc:
         raise click.ClickException(str(exc)) from None
-    try:
-        asyncio.run(_serve_replay(sandbox, listen, reverse_listen, confdir,
-                                  config_note=f" with apps from {config}" if config else ""))
-    except StartupError as exc:
-        hint = (" Is another upsproxy running? Pick other ports, or 0 for free ones: "
-                "--listen 127.0.0.1:0 --reverse-listen 127.0.0.1:0"
-                if "in use" in str(exc) else "")
-        reason = re.sub(r"^\[Errno \d+\] ", "", str(exc))  # mitmproxy says the errno twice
-        click.echo(f"Error: {reason}.{hint}", err=True)
-        _exit_now(1)
-    except UpsproxyError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        _exit_now(1)
-    _exit_now(0)
+    serve_until_stopped(_serve_replay(sandbox, listen, reverse_listen, confdir,
+                                      config_note=f" with apps from {config}" if config
+                                      else ""))
 
 
 def _program() -> str:

@@ -7,18 +7,26 @@ subcommands (``cli_record``, ...) import these without importing each other.
 
 from __future__ import annotations
 
+import asyncio
 import faulthandler
 import logging
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-__all__ = ["DEFAULT_CONFDIR", "confdir_option", "fault_option", "faults_banner",
-           "faults_option"]
+__all__ = [
+    "DEFAULT_CONFDIR",
+    "confdir_option",
+    "fault_option",
+    "faults_banner",
+    "faults_option",
+    "serve_until_stopped",
+]
 
 DEFAULT_CONFDIR = "~/.upsproxy"
 
@@ -93,7 +101,27 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger("mitmproxy").addHandler(handler)
 
 
-def _exit_now(code: int) -> None:
+def serve_until_stopped(main: Coroutine[Any, Any, None]) -> NoReturn:
+    """Run a listening command (replay, record) until Ctrl-C/SIGTERM, then exit.
+    A start-up failure (a port in use, ...) is one clear line, never a traceback."""
+    from upsproxy.errors import StartupError, UpsproxyError
+
+    try:
+        asyncio.run(main)
+    except StartupError as exc:
+        hint = (" Is another upsproxy running? Pick other ports, or 0 for free ones: "
+                "--listen 127.0.0.1:0 --reverse-listen 127.0.0.1:0"
+                if "in use" in str(exc) else "")
+        reason = re.sub(r"^\[Errno \d+\] ", "", str(exc))  # mitmproxy says the errno twice
+        click.echo(f"Error: {reason}.{hint}", err=True)
+        _exit_now(1)
+    except UpsproxyError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        _exit_now(1)
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> NoReturn:
     """Leave without interpreter finalization once everything is shut down.
 
     mitmproxy's native helper threads (mitmproxy_rs) can still be alive while

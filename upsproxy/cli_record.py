@@ -12,14 +12,14 @@ import click
 from upsproxy import __version__
 from upsproxy.cli_common import (
     _address_option,
-    _exit_now,
     _setup_logging,
     confdir_option,
     fault_option,
     faults_banner,
     faults_option,
+    serve_until_stopped,
 )
-from upsproxy.errors import StartupError, UpsproxyError
+from upsproxy.errors import UpsproxyError
 
 __all__ = ["MODES", "record"]
 
@@ -85,18 +85,8 @@ def record(cassette: Path | None, upstream: str, upstream_ca: Path | None,
         raise click.BadParameter(str(exc), param_hint="--upstream") from None
     except UpsproxyError as exc:
         raise click.ClickException(str(exc)) from None
-    try:
-        asyncio.run(_serve_record(recorder, faults, listen, reverse_listen, confdir,
-                                  upstream_ca))
-    except StartupError as exc:
-        hint = (" Pick other ports, or 0 for free ones: --listen 127.0.0.1:0 "
-                "--reverse-listen 127.0.0.1:0" if "in use" in str(exc) else "")
-        click.echo(f"Error: {exc}.{hint}", err=True)
-        _exit_now(1)
-    except UpsproxyError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        _exit_now(1)
-    _exit_now(0)
+    serve_until_stopped(_serve_record(recorder, faults, listen, reverse_listen, confdir,
+                                      upstream_ca))
 
 
 async def _serve_record(recorder: Any, faults: Any, listen: tuple[str, int],
