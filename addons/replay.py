@@ -10,7 +10,6 @@ through untouched.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,13 +24,11 @@ except ImportError:  # loaded with `mitmdump -s` from a checkout that is not ins
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from upsproxy.errors import UpsproxyError
 
-from upsproxy import mitm
+from upsproxy import logsink, mitm
 from upsproxy.fault_rules import client_id_of
 from upsproxy.messages import Request, Response, printable
 from upsproxy.routes import UPS_HOSTS
 from upsproxy.sandbox import Sandbox, SandboxOptions
-
-exchange_log = logging.getLogger("upsproxy.exchange")
 
 OPTIONS = ("upsproxy_cassette", "upsproxy_config", "upsproxy_auto_approve",
            "upsproxy_block_other_hosts", "upsproxy_state",
@@ -175,15 +172,15 @@ class Replay:
             server.error = "upsproxy replay never connects to UPS"
         elif self.sandbox is not None and self.sandbox.block_other_hosts:
             server.error = "upsproxy replay --block-other-hosts: not a UPS host"
-            exchange_log.info("CONNECT %s -> refused other_host_blocked",
-                              printable(str(server.address[0]) if server.address else "?"))
+            host = str(server.address[0]) if server.address else "?"
+            logsink.emit(f"CONNECT {printable(host)} -> refused other_host_blocked")
 
 
 def blocked(host: str) -> Response:
     """The answer to a plain-HTTP request for another host under --block-other-hosts."""
     body = (f"upsproxy replay --block-other-hosts: {host} is not a UPS host; "
             "this sandbox answers UPS only.\n").encode()
-    exchange_log.info("%s -> 403 other_host_blocked", printable(host))
+    logsink.emit(f"{printable(host)} -> 403 other_host_blocked")
     return Response(403, (("Content-Type", "text/plain; charset=utf-8"),), body,
                     "other_host_blocked")
 
@@ -192,10 +189,9 @@ def _log_exchange(req: Request, origin: str | None, status: int | None, rule: st
                   extra: dict[str, str]) -> None:
     """One line per exchange, naming the rule that decided it; never a secret."""
     client = extra.get("client_id")
-    exchange_log.info("%s %s%s -> %s %s%s", req.method,
-                      req.host if origin is None else origin, printable(req.path),
-                      status if status is not None else "no answer", rule,
-                      f" client={printable(client)}" if client else "")
+    logsink.emit(f"{req.method} {req.host if origin is None else origin}{printable(req.path)}"
+                 f" -> {status if status is not None else 'no answer'} {rule}"
+                 f"{f' client={printable(client)}' if client else ''}")
 
 
 addons = [Replay()]

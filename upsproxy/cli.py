@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from upsproxy import __version__
+from upsproxy import __version__, logsink
 from upsproxy.cli_common import (
     _address_option,
     _setup_logging,
@@ -161,6 +161,7 @@ async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: t
         loop.add_signal_handler(sig, stop.set)
     bundle = combined_bundle(running.ca_cert)
     cassette = sandbox.cassette
+    logsink.flush()  # log lines so far come before the banner
     click.echo(f"upsproxy {__version__} replay: offline UPS sandbox "
                f"({len(cassette.interactions)} interactions from {cassette.path}{config_note})",
                err=True)
@@ -185,6 +186,7 @@ async def _serve_replay(sandbox: Any, listen: tuple[str, int], reverse_listen: t
     finally:
         await mitm.stop_proxy(running)
         sandbox.close()
+        logsink.flush()  # log lines so far come before what is echoed
         if replay_addon.answered == 0:
             click.echo(NO_TRAFFIC_HINT, err=True)
         click.echo("upsproxy stopped.", err=True)

@@ -19,6 +19,8 @@ from typing import Any, NoReturn
 
 import click
 
+from upsproxy import logsink
+
 __all__ = [
     "DEFAULT_CONFDIR",
     "confdir_option",
@@ -68,21 +70,6 @@ def faults_banner(rules: list[dict[str, Any]], reverse_url: str | None) -> None:
                    f"(control API {reverse_url}/_upsproxy/faults)", err=True)
 
 
-class _SecondsFormatter(logging.Formatter):
-    """Formats the time stamp once per second, not once per line: under load the
-    exchange log writes thousands of lines a second with the same ``HH:MM:SS``."""
-
-    _second: int | None = None
-    _text = ""
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._text = super().formatTime(record, datefmt)
-            self._second = second
-        return self._text
-
-
 def _setup_logging(verbose: bool) -> None:
     faulthandler.enable()  # a crash in a native extension still leaves a trace
     # Records need none of these, and gathering them (a stack walk for the
@@ -90,8 +77,8 @@ def _setup_logging(verbose: bool) -> None:
     logging._srcfile = None  # the logging HOWTO's own advice for speed
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # 3.12: a task lookup per record
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_SecondsFormatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    # One batched writer for exchange lines and log records alike (``logsink``).
+    handler = logsink.LineHandler(logsink.write_to(sys.stderr))
     root = logging.getLogger("upsproxy")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -129,6 +116,7 @@ def _exit_now(code: int) -> NoReturn:
     then (seen in about one of ten runs here). Listeners are closed and every
     file is written by now, so skipping finalization loses nothing.
     """
+    logsink.flush()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

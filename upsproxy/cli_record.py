@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from upsproxy import __version__
+from upsproxy import __version__, logsink
 from upsproxy.cli_common import (
     _address_option,
     _setup_logging,
@@ -106,6 +106,7 @@ async def _serve_record(recorder: Any, faults: Any, listen: tuple[str, int],
         loop.add_signal_handler(sig, stop.set)
     bundle = combined_bundle(running.ca_cert)
     verify = f"verified with {upstream_ca}" if upstream_ca else "verified with the system store"
+    logsink.flush()  # log lines so far come before what is echoed
     click.echo(f"upsproxy {__version__} record: forwarding UPS traffic to {recorder.upstream} "
                f"({verify})", err=True)
     click.echo(f"  cassette  {recorder.path}   (mode {recorder.mode}; written after every "
@@ -122,6 +123,7 @@ async def _serve_record(recorder: Any, faults: Any, listen: tuple[str, int],
         await stop.wait()
     finally:
         await mitm.stop_proxy(running)
+        logsink.flush()  # log lines so far come before what is echoed
         failed = f"; {addon.failed} NOT recorded (see above)" if addon.failed else ""
         click.echo(f"upsproxy stopped: {recorder.recorded} interactions recorded in "
                    f"{recorder.path}{failed}.", err=True)
