@@ -31,8 +31,10 @@ from upsproxy.cli_common import (
 from upsproxy.errors import UpsproxyError
 
 REPLAY_REVERSE_TARGET = "http://wwwcie.ups.com:443"
-BODY_SIZE_LIMIT = "2m"
-"""mitmproxy buffers a whole body before any addon sees it; past this it refuses
+BODY_SIZE_LIMIT = str(2 * 1024 * 1024)
+"""2 MiB, in bytes: mitmproxy parses this option on every request, and a plain
+number is its fast path (``"2m"`` costs a caught ValueError each time).
+mitmproxy buffers a whole body before any addon sees it; past this it refuses
 (413) while reading, so a 100 MB upload cannot grow the sandbox. Smaller bodies
 over the form limit (64 KiB) still get UPS's envelope from the core."""
 NO_TRAFFIC_HINT = (

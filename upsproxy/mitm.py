@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import re
 import socket
@@ -101,7 +100,9 @@ def to_request(flow: http.HTTPFlow) -> Request:
         host=target_host(flow),
         path=path,
         query=query,
-        headers=tuple((k.lower(), v) for k, v in req.headers.items(multi=True)),
+        # Decoded as ``Headers.items(multi=True)`` does, straight from the raw fields.
+        headers=tuple((k.decode("utf-8", "surrogateescape").lower(),
+                       v.decode("utf-8", "surrogateescape")) for k, v in req.headers.fields),
         body=body,
         scheme=req.scheme,
         origin=reverse_origin(flow),
@@ -136,15 +137,17 @@ def _response_factory() -> Any:
     }:  # pragma: no cover - a future mitmproxy with another layout
         return public
 
+    # What copy.copy does for these objects, without its generic __reduce_ex__ path.
+    data_type, response_type = type(template.data), type(template)
+    fields = vars(template.data)
+
     def fast(status: int, headers: http.Headers, body: bytes, now: float) -> http.Response:
-        data = copy.copy(template.data)
-        data.status_code = status
-        data.reason = _REASONS.get(status, b"")
-        data.headers = headers
-        data.content = body
-        data.timestamp_start = data.timestamp_end = now
-        response = copy.copy(template)
-        response.data = data
+        data = object.__new__(data_type)
+        data.__dict__ = {**fields, "status_code": status, "reason": _REASONS.get(status, b""),
+                         "headers": headers, "content": body, "timestamp_start": now,
+                         "timestamp_end": now}
+        response = object.__new__(response_type)
+        response.__dict__["data"] = data
         return response
 
     return fast
