@@ -13,7 +13,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_to_bytes
 
 __all__ = ["MAX_FORM_BYTES", "BasicCredentials", "FormError", "parse_basic", "parse_form"]
 
@@ -79,7 +79,8 @@ def _decode(part: str) -> str:
     if "%" in part:
         if BAD_ESCAPE.search(part):
             raise FormError("invalid_body", "malformed percent-encoding")
-        return unquote_plus(part, errors="strict")
+        # unquote_plus(part, errors="strict"), without its regex split into ASCII runs
+        return unquote_to_bytes(part.replace("+", " ")).decode("utf-8")
     if "+" in part:
         return part.replace("+", " ")
     return part
