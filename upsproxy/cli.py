@@ -138,8 +138,11 @@ def replay_settings(confdir: Path, listen: tuple[str, int] | None,
         # mitmproxy also opens a UDP (HTTP/3) socket, which replay never needs
         # and which mitmproxy 11 cannot bind on IPv6. Replay never dials it.
         reverse_target=REPLAY_REVERSE_TARGET,
+        # keep_host_header: replay never forwards, so rewriting each request's Host
+        # header to the (never dialled) target would be work for nothing.
         options={"connection_strategy": "lazy", "allow_hosts": mitm.UPS_ALLOW_HOSTS,
-                 "upstream_cert": False, "body_size_limit": BODY_SIZE_LIMIT},
+                 "upstream_cert": False, "body_size_limit": BODY_SIZE_LIMIT,
+                 "keep_host_header": True},
     )
 
 
