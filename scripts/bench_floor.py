@@ -7,11 +7,13 @@ errorcheck) plus one trivial addon that answers every request with a canned
 adapter, core and logging, so "upsproxy / floor" isolates that price.
 
 It listens like ``upsproxy replay`` (a regular proxy and a plain-HTTP reverse
-listener for https://wwwcie.ups.com, lazy connections, no upstream certs, TLS
-interception for UPS hosts only) and prints its bound addresses on stderr in
-the same format, so the benchmark starts and reads all servers alike:
+listener with the same target, lazy connections, no upstream certs, TLS
+interception for UPS hosts only; ``bench_replay`` passes upsproxy's exact
+options with ``--set``) and prints its bound addresses on stderr in the same
+format, so the benchmark starts and reads all servers alike:
 
     python scripts/bench_floor.py --confdir DIR [--listen 127.0.0.1:0] [--reverse-listen ...]
+        [--reverse-target URL] [--set KEY=VALUE ...]
 
 Stop it with SIGINT or SIGTERM. Never connects anywhere.
 """
@@ -34,6 +36,9 @@ CANNED_BODY = (b'{"token_type":"Bearer","status":"approved","expires_in":"14399"
                b'"issued_at":"1717200000000","client_id":"bench"}')
 """~100 B, the size DESIGN §7 used for its canned-response numbers."""
 
+REVERSE_TARGET = "http://wwwcie.ups.com:443"
+"""What ``upsproxy replay``'s reverse listener targets: plain HTTP, so no server
+TLS layer sits under the HTTP layer of each reverse connection."""
 UPS_ALLOW_HOSTS = r"^(?:wwwcie|onlinetools|www)\.ups\.com(?::[0-9]+)?$"
 
 
@@ -78,7 +83,8 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-async def serve(confdir: str, listen: tuple[str, int], reverse: tuple[str, int]) -> None:
+async def serve(confdir: str, listen: tuple[str, int], reverse: tuple[str, int],
+                target: str, sets: list[str]) -> None:
     global _master
     if listen[1] == 0 and reverse[1] == 0 and listen[0] == reverse[0]:
         # mitmproxy refuses two modes on the same "host:0" (as upsproxy.mitm does).
@@ -88,8 +94,9 @@ async def serve(confdir: str, listen: tuple[str, int], reverse: tuple[str, int])
                       tlsconfig.TlsConfig(), errorcheck.ErrorCheck(), Canned())
     master.options.update(
         mode=[f"regular@{listen[0]}:{listen[1]}",
-              f"reverse:https://wwwcie.ups.com@{reverse[0]}:{reverse[1]}"],
+              f"reverse:{target}@{reverse[0]}:{reverse[1]}"],
         connection_strategy="lazy", upstream_cert=False, allow_hosts=[UPS_ALLOW_HOSTS])
+    master.options.set(*sets)  # bench_replay passes upsproxy's own
     master.options.update(confdir=confdir)  # last, see DESIGN §8
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -102,9 +109,14 @@ def main() -> None:
     parser.add_argument("--confdir", required=True, help="CA directory (shared with the others)")
     parser.add_argument("--listen", default="127.0.0.1:0", help="regular proxy HOST:PORT")
     parser.add_argument("--reverse-listen", default="127.0.0.1:0",
-                        help="reverse listener HOST:PORT (target https://wwwcie.ups.com)")
+                        help="reverse listener HOST:PORT")
+    parser.add_argument("--reverse-target", default=REVERSE_TARGET,
+                        help=f"the reverse listener's target, never dialled [{REVERSE_TARGET}]")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="a mitmproxy option, as mitmdump --set takes it; repeatable")
     args = parser.parse_args()
-    asyncio.run(serve(args.confdir, _address(args.listen), _address(args.reverse_listen)))
+    asyncio.run(serve(args.confdir, _address(args.listen), _address(args.reverse_listen),
+                      args.reverse_target, args.sets))
 
 
 if __name__ == "__main__":
