@@ -538,7 +538,10 @@ def server_process(name: str, tools: Tools, workdir: Path, confdir: Path, flows:
     argv = [tools.mitmdump, *(["-q"] if replay_quiet else []), "--set", f"confdir={confdir}",
             *mitmdump_modes(*ports, listening.reverse_target), *listening.set_args(),
             "--server-replay", str(flows), "--set", "server_replay_reuse=true",
-            "--set", "server_replay_extra=kill"]
+            "--set", "server_replay_extra=kill",
+            # keep_host_header leaves the reverse listener's requests with the client's
+            # Host (127.0.0.1:port), which server-replay would otherwise match on.
+            "--set", "server_replay_ignore_host=true"]
     return ServerProcess(name, argv, log_path, ports)
 
 
