@@ -937,8 +937,10 @@ def verdicts(report: Report) -> list[dict[str, Any]]:
         add("start-up upsproxy / bare mitmdump (median)", ratio, "<=", STARTUP_TARGET, True)
     for name, us in report.core_us.items():
         if name.startswith(("token", "refresh")):
+            # Judged on decisions that sign nothing: minting signs a JWT (~1.3 ms
+            # with UPS's 4096-bit key size), like the token-200 rows.
             add(f"core µs/decision: {name}", us, "<=", CORE_TARGET_US,
-                name.startswith("token"))
+                name.startswith("token 400"))
     return rows
 
 
