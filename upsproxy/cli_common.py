@@ -94,7 +94,10 @@ def serve_until_stopped(main: Coroutine[Any, Any, None]) -> NoReturn:
     from upsproxy.errors import StartupError, UpsproxyError
 
     try:
-        asyncio.run(main)
+        try:
+            asyncio.run(main)
+        finally:
+            logsink.flush()  # the last loop turn's lines, before any message below
     except StartupError as exc:
         hint = (" Is another upsproxy running? Pick other ports, or 0 for free ones: "
                 "--listen 127.0.0.1:0 --reverse-listen 127.0.0.1:0"
