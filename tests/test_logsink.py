@@ -112,3 +112,23 @@ def test_without_a_writer_lines_go_to_the_exchange_logger(caplog, restore_writer
         logsink.emit("GET /x -> 404 unknown_path")
     assert [r.getMessage() for r in caplog.records] == ["GET /x -> 404 unknown_path"]
     assert caplog.records[0].name == "upsproxy.exchange"
+
+
+def test_a_loop_that_stops_before_its_flush_never_silences_the_writer():
+    stream = CountingStream()
+    writer = logsink.LineWriter(stream)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.call_soon(loop.stop)
+        loop.call_soon(writer.write, "in the loop's last turn")  # its flush never runs
+        loop.run_forever()
+    finally:
+        loop.close()
+    writer.write("later, with no loop")  # written at once, with the stranded line
+
+    async def main() -> None:
+        writer.write("on a new loop")
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert lines(stream) == ["in the loop's last turn", "later, with no loop", "on a new loop"]

@@ -39,6 +39,9 @@ class LineWriter:
         self._lock = threading.Lock()
         self._second = -1
         self._stamp = ""
+        self._flush_on: asyncio.AbstractEventLoop | None = None
+        """The loop a flush is scheduled on. A loop can stop before its turn ends,
+        so a flush due on another loop (or none) never stops this one."""
 
     def write(self, text: str) -> None:
         now = time.time()
@@ -48,18 +51,19 @@ class LineWriter:
             self._second = second
         with self._lock:
             self._pending.append(f"{self._stamp}{text}\n")
-            if len(self._pending) > 1:
-                return  # a flush is already due
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop in this thread: nothing would flush later
             self.flush()
-        else:
+            return
+        if self._flush_on is not loop:
+            self._flush_on = loop
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
         with self._lock:
             lines, self._pending = self._pending, []
+            self._flush_on = None
         if not lines:
             return
         try:
