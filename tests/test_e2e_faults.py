@@ -388,3 +388,25 @@ def test_the_exchange_log_names_the_fault_rule(upsproxy, caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.endswith("/security/v1/oauth/token -> 429 fault:limit") for line in lines)
     assert any(line.endswith("-> no answer reset fault:cut") for line in lines), lines
+
+
+@pytest.mark.parametrize("host_header", ["127.0.0.1:8081", None])
+def test_a_host_header_rule_matches_the_ups_host_on_the_reverse_listener(upsproxy, host_header):
+    """replay keeps the client's Host (keep_host_header), yet the sandbox sees the
+    UPS host on the reverse listener, as it does through the proxy, so a rule on
+    ``Host`` fires whatever Host the client sent (HTTP/1.0 may send none)."""
+    upsproxy.faults.add({"endpoint": "token", "preset": "rate_limited",
+                         "header": {"Host": "wwwcie.ups.com*"}})
+    port = int(upsproxy.base_url.rsplit(":", 1)[1])
+    body = b"grant_type=authorization_code&code=x&redirect_uri=https%3A%2F%2Fa.test%2Fcb"
+    head = (b"POST /security/v1/oauth/token HTTP/1.0\r\n"
+            + (f"Host: {host_header}\r\n".encode() if host_header else b"")
+            + b"Content-Type: application/x-www-form-urlencoded\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode())
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + body)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.0 429") or reply.startswith(b"HTTP/1.1 429"), reply[:200]
+    assert envelope_bytes("10429", "Too Many Requests") in reply

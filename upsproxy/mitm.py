@@ -29,7 +29,7 @@ from mitmproxy import certs, ctx, exceptions, http
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 from mitmproxy.connection import ConnectionState
 from mitmproxy.master import Master
-from mitmproxy.net.http import status_codes
+from mitmproxy.net.http import status_codes, url
 from mitmproxy.options import Options
 from mitmproxy.proxy.mode_specs import ReverseMode
 
@@ -95,19 +95,42 @@ def to_request(flow: http.HTTPFlow) -> Request:
     req = flow.request
     body = req.raw_content or b""
     path, _, query = req.path.partition("?")
+    # Decoded as ``Headers.items(multi=True)`` does, straight from the raw fields.
+    headers = tuple((k.decode("utf-8", "surrogateescape").lower(),
+                     v.decode("utf-8", "surrogateescape")) for k, v in req.headers.fields)
+    origin = reverse_origin(flow)
+    if origin is not None and req.http_version.startswith("HTTP/1"):
+        headers = _with_host(headers, url.hostport(req.scheme, req.host, req.port))
     return Request(
         method=req.method.upper(),
         host=target_host(flow),
         path=path,
         query=query,
-        # Decoded as ``Headers.items(multi=True)`` does, straight from the raw fields.
-        headers=tuple((k.decode("utf-8", "surrogateescape").lower(),
-                       v.decode("utf-8", "surrogateescape")) for k, v in req.headers.fields),
+        headers=headers,
         body=body,
         scheme=req.scheme,
-        origin=reverse_origin(flow),
+        origin=origin,
         peer=str(flow.client_conn.peername[0]) if flow.client_conn.peername else None,
     )
+
+
+def _with_host(headers: tuple[tuple[str, str], ...], host: str) -> tuple[tuple[str, str], ...]:
+    """``headers`` with one Host, ``host``: what a request on the reverse listener
+    carries to UPS. replay keeps the client's Host header (``keep_host_header``,
+    no rewrite in mitmproxy for a target it never dials), so the core, and fault
+    rules that match on ``Host``, see the UPS host here instead, as through the
+    proxy."""
+    out: list[tuple[str, str]] = []
+    seen = False
+    for name, value in headers:
+        if name == "host":
+            if seen:
+                continue
+            seen, value = True, host
+        out.append((name, value))
+    if not seen:
+        out.append(("host", host))
+    return tuple(out)
 
 
 # mitmproxy's table lacks some codes UPS and fault rules send (429): the stdlib's fills in.
