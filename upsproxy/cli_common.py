@@ -119,7 +119,6 @@ def _exit_now(code: int) -> NoReturn:
     then (seen in about one of ten runs here). Listeners are closed and every
     file is written by now, so skipping finalization loses nothing.
     """
-    logsink.flush()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
